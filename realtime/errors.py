@@ -1,0 +1,35 @@
+"""Refusals with the error codes of PROTOCOL.md, raised by services, answered by callers."""
+
+
+class RealtimeError(Exception):
+    """A request refused with one of PROTOCOL.md's error codes."""
+
+    code = "server_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadMessage(RealtimeError):
+    code = "bad_message"
+
+
+class UnknownTopic(RealtimeError):
+    code = "unknown_topic"
+
+
+class NotFound(RealtimeError):
+    code = "not_found"
+
+
+class Forbidden(RealtimeError):
+    code = "forbidden"
+
+
+class Invalid(RealtimeError):
+    code = "invalid"
+
+
+class TooManySubscriptions(RealtimeError):
+    code = "too_many_subscriptions"

@@ -1,0 +1,1 @@
+"""Signal receivers: session-bound sockets (filled in by the gateway)."""

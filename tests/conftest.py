@@ -1,0 +1,82 @@
+"""Common fixtures, and the rule for tests that need a real service."""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+from tests.factories import RoomFactory, StaffFactory, UserFactory
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def need_service(available: bool, reason: str) -> None:
+    """Skip with `reason` when a service is missing, or fail under REQUIRE_SERVICES=1."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def postgres_available() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "")
+
+
+@pytest.fixture
+def require_postgres():
+    need_service(postgres_available(), "PostgreSQL not configured (set DATABASE_URL=postgres://...)")
+
+
+@pytest.fixture
+def require_redis():
+    need_service(bool(redis_url()), "Redis not configured (set REDIS_URL=redis://...)")
+    return redis_url()
+
+
+@pytest.fixture
+def require_chromium():
+    need_service(shutil.which(CHROMIUM) is not None, f"Chromium not installed at {CHROMIUM}")
+    return CHROMIUM
+
+
+@pytest.fixture(autouse=True)
+def in_memory_channel_layer(settings):
+    """Unit and consumer tests run on the in-process layer; Redis tests pick Redis explicitly."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff(db):
+    return StaffFactory()
+
+
+@pytest.fixture
+def room(db, user):
+    return RoomFactory(slug="general", owner=user)
+
+
+@pytest.fixture
+def private_room(db, user):
+    return RoomFactory(slug="secret", owner=user, is_private=True)
