@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from realtime.errors import Forbidden
 from realtime.models import Message, Notification, Room
-from realtime.publishing import Publication, publish
-from realtime.topics import room_visible_to
+from realtime.publishing import Publication, events_since, publish, topic_offset
+from realtime.topics import Topic, room_visible_to
 
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
 
@@ -75,3 +75,27 @@ def notifications_mark_read(*, user, ids: list[int]) -> list[int]:
 
 def announcement_create(*, author, text: str) -> Publication:
     return publish("broadcast", {"text": text}, publisher=author)
+
+
+def subscription_check(*, user, topic: Topic) -> None:
+    """Raise Forbidden or NotFound unless `user` may subscribe to `topic` now."""
+    topic.family.check_subscribe(user, topic)
+
+
+def subscription_catch_up(*, topic: Topic, since: int | None) -> tuple[int | None, list, bool]:
+    """The topic's latest offset, the events to replay after `since`, and `recovered`."""
+    if not topic.history:
+        return None, [], since is None or since == 0
+    if since is None:
+        return topic_offset(topic.name), [], True
+    replay, recovered = events_since(topic.name, since)
+    latest = replay[-1]["offset"] if replay else topic_offset(topic.name)
+    return latest, replay, recovered
+
+
+def socket_publish(*, user, topic: Topic, data: dict, client_id: str | None) -> Publication:
+    """A publish from a socket: the topic's publish rule for `user`, then publish()."""
+    topic.family.check_publish(user, topic)
+    return publish(
+        topic, data, publisher=user if user.is_authenticated else None, client_id=client_id
+    )

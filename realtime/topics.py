@@ -181,7 +181,11 @@ class UserTopic(TopicFamily):
                 raise Invalid("data.ids must be a list of notification ids.")
             return {"kind": "read", "ids": ids}
         fields = {}
-        for field, required, limit in (("title", True, 200), ("body", False, 2000), ("url", False, 500)):
+        for field, required, limit in (
+            ("title", True, 200),
+            ("body", False, 2000),
+            ("url", False, 500),
+        ):
             value = data.get(field, "")
             if not isinstance(value, str):
                 raise Invalid(f"data.{field} must be a string.")

@@ -31,7 +31,9 @@ def redis_url() -> str:
 
 @pytest.fixture
 def require_postgres():
-    need_service(postgres_available(), "PostgreSQL not configured (set DATABASE_URL=postgres://...)")
+    need_service(
+        postgres_available(), "PostgreSQL not configured (set DATABASE_URL=postgres://...)"
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,244 @@
+"""
+Delivery: how a publication reaches the sockets of this process.
+
+Stock Channels sends one channel-layer message per subscriber and dispatches
+it through each consumer (a thread hop and a handler call per subscriber per
+event). Here each process has one `Hub` per event loop with one channel-layer
+channel: it joins a topic's group once, when its first local socket subscribes,
+receives each event once, encodes it once and writes the text to every local
+subscriber's socket directly.
+
+The hub also keeps each topic's events in offset order: an event that arrives
+ahead of its predecessor waits briefly, then the missing ones are read from the
+database (offsets commit in order, so they are there). Messages the channel
+layer lost (a Redis restart, the pub/sub layer's at-most-once delivery) are
+filled in the same way.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from realtime import protocol
+from realtime.publishing import event_frame, events_between, group_name
+
+logger = logging.getLogger(__name__)
+
+CONTROL_GROUP = "realtime.control"
+GAP_WAIT_SECONDS = 0.15
+
+
+class LocalConnection(Protocol):
+    """What the hub needs of a socket (the consumer implements it)."""
+
+    connection_id: str
+
+    async def offer_event(self, topic: str, offset: int | None, text: str) -> None: ...
+    async def offer_frame(self, topic: str, text: str) -> None: ...
+    async def control(self, message: dict) -> None: ...
+
+
+@dataclass
+class TopicRoute:
+    """The local subscribers of one topic, and where its offsets stand."""
+
+    topic: str
+    subscribers: set = field(default_factory=set)
+    # Highest offset handed to subscribers (None: no history, or not yet known).
+    delivered: int | None = None
+    # Events that arrived ahead of a missing predecessor: offset -> (frame text).
+    ahead: dict[int, str] = field(default_factory=dict)
+    gap_task: asyncio.Task | None = None
+
+
+class Hub:
+    """Per-process fan-out from the channel layer to local sockets."""
+
+    def __init__(self):
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.routes: dict[str, TopicRoute] = {}
+        self.connections: dict[str, LocalConnection] = {}
+        self.reader: asyncio.Task | None = None
+        self.ready = asyncio.Lock()
+        self.tickers: dict[str, asyncio.Task] = {}
+
+    # Connections ------------------------------------------------------------
+
+    async def attach(self, connection: LocalConnection) -> None:
+        async with self.ready:
+            if self.reader is None or self.reader.done():
+                self.channel = await self.layer.new_channel(prefix="hub.")
+                await self.layer.group_add(CONTROL_GROUP, self.channel)
+                self.reader = asyncio.get_running_loop().create_task(self.read())
+        self.connections[connection.connection_id] = connection
+
+    async def detach(self, connection: LocalConnection) -> None:
+        self.connections.pop(connection.connection_id, None)
+        for topic in [t for t, r in self.routes.items() if connection in r.subscribers]:
+            await self.leave(topic, connection)
+        if not self.connections:
+            await self.stop()
+
+    async def stop(self) -> None:
+        async with self.ready:
+            if self.connections or self.reader is None:
+                return
+            for route in self.routes.values():
+                if route.gap_task:
+                    route.gap_task.cancel()
+            for task in self.tickers.values():
+                task.cancel()
+            self.tickers.clear()
+            self.routes.clear()
+            self.reader.cancel()
+            self.reader = None
+            try:
+                await self.layer.group_discard(CONTROL_GROUP, self.channel)
+            except Exception:
+                logger.warning("could not leave the control group", exc_info=True)
+
+    # Topics -----------------------------------------------------------------
+
+    async def join(self, topic: str, connection: LocalConnection, *, history: bool) -> None:
+        """Route `topic`'s events to `connection` from now on."""
+        route = self.routes.get(topic)
+        if route is None:
+            route = self.routes[topic] = TopicRoute(topic=topic)
+            await self.layer.group_add(group_name(topic), self.channel)
+            if history:
+                from realtime.publishing import topic_offset
+
+                # Everything up to here is in the database; later events come by the group.
+                route.delivered = await database_sync_to_async(topic_offset)(topic)
+        route.subscribers.add(connection)
+
+    async def leave(self, topic: str, connection: LocalConnection) -> None:
+        route = self.routes.get(topic)
+        if route is None:
+            return
+        route.subscribers.discard(connection)
+        if not route.subscribers:
+            del self.routes[topic]
+            if route.gap_task:
+                route.gap_task.cancel()
+            ticker = self.tickers.pop(topic, None)
+            if ticker:
+                ticker.cancel()
+            try:
+                await self.layer.group_discard(group_name(topic), self.channel)
+            except Exception:
+                logger.warning("could not leave group of %s", topic, exc_info=True)
+
+    def subscribers(self, topic: str) -> Iterable[LocalConnection]:
+        route = self.routes.get(topic)
+        return tuple(route.subscribers) if route else ()
+
+    # Inbound from the channel layer -----------------------------------------
+
+    async def read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis went away: keep the sockets, retry; offsets fill the gap later.
+                logger.warning("channel layer receive failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            try:
+                await self.handle(message)
+            except Exception:
+                logger.exception("delivery failed for %r", message.get("type"))
+
+    async def handle(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "realtime.event":
+            await self.on_event(message["topic"], message["offset"], message)
+        elif kind == "realtime.frame":
+            text = protocol.encode(message["frame"])
+            for connection in self.subscribers(message["topic"]):
+                await connection.offer_frame(message["topic"], text)
+        elif kind == "realtime.control":
+            for connection in list(self.connections.values()):
+                await connection.control(message)
+
+    async def on_event(self, topic: str, offset: int | None, message: dict) -> None:
+        route = self.routes.get(topic)
+        if route is None:
+            return
+        text = protocol.encode(event_frame(topic, offset, message["ts"], message["data"]))
+        if offset is None or route.delivered is None:
+            await self.fan_out(route, offset, text)
+            return
+        if offset <= route.delivered:
+            return
+        if offset == route.delivered + 1:
+            await self.fan_out(route, offset, text)
+            await self.drain(route)
+            return
+        route.ahead[offset] = text
+        if route.gap_task is None or route.gap_task.done():
+            route.gap_task = asyncio.get_running_loop().create_task(self.fill_gap(route))
+
+    async def drain(self, route: TopicRoute) -> None:
+        while route.delivered is not None and route.delivered + 1 in route.ahead:
+            offset = route.delivered + 1
+            await self.fan_out(route, offset, route.ahead.pop(offset))
+
+    async def fill_gap(self, route: TopicRoute) -> None:
+        """Wait for stragglers, then read what is still missing from the database."""
+        await asyncio.sleep(GAP_WAIT_SECONDS)
+        while route.ahead and self.routes.get(route.topic) is route:
+            first_ahead = min(route.ahead)
+            missing = await database_sync_to_async(events_between)(
+                route.topic, route.delivered, first_ahead
+            )
+            for frame in missing:
+                if frame["offset"] > route.delivered:
+                    await self.fan_out(route, frame["offset"], protocol.encode(frame))
+            if route.delivered < first_ahead - 1:
+                # Pruned or not visible: move on rather than hold the topic forever.
+                logger.warning(
+                    "%s: offsets %s..%s unavailable", route.topic, route.delivered + 1, first_ahead
+                )
+                route.delivered = first_ahead - 1
+            await self.drain(route)
+
+    async def fan_out(self, route: TopicRoute, offset: int | None, text: str) -> None:
+        if offset is not None:
+            route.delivered = offset
+        for connection in tuple(route.subscribers):
+            await connection.offer_event(route.topic, offset, text)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (daphne has one; each test has its own)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def send_control(message: dict) -> None:
+    """Send a control message (close sockets, revoke a topic) to every process."""
+    await get_channel_layer().group_send(CONTROL_GROUP, {"type": "realtime.control", **message})
+
+
+async def send_topic_frame(topic: str, frame: dict) -> None:
+    """Send a non-event frame (presence) to every subscriber of `topic` on every process."""
+    await get_channel_layer().group_send(
+        group_name(topic), {"type": "realtime.frame", "topic": topic, "frame": frame}
+    )
