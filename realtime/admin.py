@@ -1,0 +1,162 @@
+"""
+The admin: users, rooms (members inline), the history, notifications and announcements.
+
+Whatever users should see live (a notification, an announcement) goes through
+the services, so it is published like any other event; the stored history
+(messages, notifications, events) is read-only here, since its offsets come
+from publish().
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
+from django.template.response import TemplateResponse
+
+from realtime import services
+from realtime.forms import NotificationForm
+from realtime.models import Announcement, Event, Message, Notification, Room, User
+
+
+class ReadOnlyMixin:
+    """Rows written by publish(): visible and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """The site's users, with an action that notifies the selected ones."""
+
+    actions = ["send_notification"]
+    list_display = ["username", "email", "is_staff", "is_active", "last_login", "date_joined"]
+
+    @admin.action(description="Send a notification to selected users", permissions=["change"])
+    def send_notification(self, request, queryset):
+        form = NotificationForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            users = list(queryset)
+            with transaction.atomic():
+                for user in users:
+                    services.notification_create(user=user, **form.cleaned_data)
+            self.message_user(
+                request,
+                f"Sent {form.cleaned_data['title']!r} to {len(users)} user(s).",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Send a notification",
+            "opts": self.model._meta,
+            "form": form,
+            "users": queryset,
+            "action_name": "send_notification",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/realtime/send_notification.html", context)
+
+
+class MemberInline(admin.TabularInline):
+    """A room's members, one row each."""
+
+    model = Room.members.through
+    extra = 1
+    autocomplete_fields = ["user"]
+    verbose_name = "member"
+    verbose_name_plural = "members"
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    """Rooms; the owner is always a member."""
+
+    list_display = ["slug", "name", "is_private", "owner", "member_count", "created_at"]
+    list_filter = ["is_private"]
+    search_fields = ["slug", "name"]
+    autocomplete_fields = ["owner"]
+    exclude = ["members"]
+    inlines = [MemberInline]
+
+    @admin.display(description="members")
+    def member_count(self, room: Room) -> int:
+        return room.members.count()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        form.instance.members.add(form.instance.owner)
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Chat history: search by text or author, filter by room; moderators may delete."""
+
+    list_display = ["room", "offset", "author", "short_text", "created_at"]
+    list_filter = ["room"]
+    search_fields = ["text", "author__username"]
+    list_select_related = ["room", "author"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="text")
+    def short_text(self, message: Message) -> str:
+        return message.text if len(message.text) <= 80 else message.text[:79] + "…"
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Notifications sent; new ones go out with the action on Users."""
+
+    list_display = ["user", "title", "offset", "created_at", "read_at"]
+    list_filter = [("read_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "body", "user__username"]
+    list_select_related = ["user"]
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(admin.ModelAdmin):
+    """Announcements: "Add" posts one live on `broadcast`; posted ones are read-only."""
+
+    list_display = ["short_text", "author", "offset", "created_at"]
+    search_fields = ["text"]
+    list_select_related = ["author"]
+
+    @admin.display(description="text")
+    def short_text(self, announcement: Announcement) -> str:
+        return str(announcement)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["text"]
+        return ["text", "author", "offset", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        publication = services.announcement_create(
+            author=request.user, text=form.cleaned_data["text"]
+        )
+        posted = Announcement.objects.get(pk=publication.data["id"])
+        # The admin logs and redirects with `obj`: make it the posted row.
+        obj.__dict__.update({k: v for k, v in posted.__dict__.items() if not k.startswith("_")})
+        obj._state.adding = False
+        obj._state.db = posted._state.db
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing else to save: the announcement was stored by publish()."""
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The event log that recovery replays (read-only)."""
+
+    list_display = ["topic", "offset", "publisher", "client_id", "created_at"]
+    search_fields = ["topic"]
+    list_select_related = ["publisher"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
