@@ -1,0 +1,1040 @@
+// @ts-check
+/**
+ * realtime.js: the browser client of the site's real-time protocol, version 1
+ * (PROTOCOL.md). One ES module, no dependencies, one export: `RealtimeClient`.
+ *
+ * ```js
+ * import { RealtimeClient } from "/static/realtime/realtime.js";
+ *
+ * const client = new RealtimeClient();            // ws[s]://<this host>/ws/, session cookie auth
+ * client.addEventListener("statechange", (e) => badge.textContent = e.detail.state);
+ * client.addEventListener("resync", (e) => reloadOverRest(e.detail.topic));
+ *
+ * const sub = client.subscribe("room:general", (event) => show(event.data), {
+ *   since: lastOffsetRenderedByServer,            // optional: replay what came after it
+ *   onPresence: (users) => renderWhoIsOnline(users),
+ * });
+ * await sub.ready;                                // rejects with err.code, e.g. "forbidden"
+ *
+ * const { offset } = await client.publish("room:general", { text: "hello" });
+ * ```
+ *
+ * Shaped like `WebSocket` (and like reconnecting-websocket): it extends
+ * `EventTarget`, fires `open`, `message`, `error` and `close` (also as
+ * `onopen`/`onmessage`/`onerror`/`onclose`), has `send()`, `close()` and
+ * `readyState`. On top of that it keeps the connection alive (heartbeat,
+ * reconnection with backoff), resubscribes and recovers by offset, and
+ * delivers publishes exactly once (client message ids, resent after a lost ack).
+ *
+ * Events fired on the client:
+ * - `open`: a socket opened (every reconnect too).
+ * - `message`: every server frame, parsed, as `event.detail` (`event`, `ack`,
+ *   `error`, `presence_state`, `presence_diff`, `welcome`, ... all of them).
+ * - `error`: a socket error, or a close that the client will not recover from
+ *   because it was our fault (4003 binary frame, 4009 frame too large).
+ * - `close`: a socket closed (every drop, not only the last one), with `code`,
+ *   `reason` and `wasClean` of that socket. A dead socket that the client
+ *   abandons (heartbeat or connect timeout) reports code 1006.
+ * - `statechange`: `detail: {state, previous, reason, retryAt, delay, code}`.
+ *   `retryAt` (epoch ms) and `delay` (ms) are set while `reconnecting`, else null;
+ *   `code` is the close code behind the change, or null.
+ * - `resync`: `detail: {topic, offset}`: events of a subscribed topic were lost
+ *   (no longer retained, or the server's history went backwards): reload the
+ *   topic's state over REST; live events continue after `offset`.
+ *
+ * `state` reasons (strings a page can map to words):
+ * - `connecting`: `initial`, `retry`, `online`, `visible`
+ * - `open`: `connected`
+ * - `reconnecting` (will retry): `server_restart` (4012), `connection_lost` (1006),
+ *   `server_error` (1011), `too_slow` (4008), `rate_limited` (4429),
+ *   `heartbeat_timeout`, `connect_timeout`, `connection_closed` (any other code)
+ * - `closed` (stays closed): `client_closed` (our own `close()`), `normal_closure`
+ *   (1000 from the server), `disconnected_by_admin` (4000), `binary_frame` (4003),
+ *   `frame_too_large` (4009), `signed_out` (4401)
+ *
+ * @module realtime
+ */
+
+/**
+ * A protocol frame: one JSON object with a string `type`.
+ * @typedef {{type: string, [field: string]: any}} Frame
+ */
+
+/**
+ * An `event` frame, as a subscription handler receives it.
+ * @typedef {object} EventFrame
+ * @property {"event"} type
+ * @property {string} topic
+ * @property {number|null} offset  null on topics without history
+ * @property {string} ts            ISO 8601 UTC
+ * @property {Record<string, any>} data
+ */
+
+/** @typedef {{id: number|string, username: string}} PresenceUser */
+
+/** @typedef {"connecting"|"open"|"reconnecting"|"closed"} State */
+
+/**
+ * @typedef {object} StateChange
+ * @property {State} state
+ * @property {State} previous
+ * @property {string} reason     see the list of reasons above
+ * @property {number|null} retryAt  epoch ms of the next try, while reconnecting
+ * @property {number|null} delay    ms until the next try, while reconnecting
+ * @property {number|null} code     the close code behind the change, if any
+ */
+
+/**
+ * Options of `new RealtimeClient(url, options)`. Times are in milliseconds.
+ * @typedef {object} RealtimeOptions
+ * @property {string|string[]} [protocols]  subprotocols asked for (default `["realtime.v1"]`)
+ * @property {number} [baseDelay]        backoff base: try k waits random [0, min(maxDelay, baseDelay * 2^k)] (500)
+ * @property {number} [maxDelay]         backoff cap (30000)
+ * @property {number} [restartJitterMs]  after close 4012, the first try waits random [0, restartJitterMs] (5000)
+ * @property {number} [minUptime]        a connection that stayed open this long resets the backoff (5000)
+ * @property {number} [connectTimeout]   an attempt not open by then is abandoned and counts as failed (10000)
+ * @property {number|null} [heartbeatMs] ping interval; null: `welcome.heartbeat` seconds (25 s until welcome)
+ * @property {number} [publishTimeout]   a sent publish without ack or error by then rejects with code `timeout` (10000)
+ * @property {number} [maxQueue]         publishes kept while not connected; more reject with `queue_full` (100)
+ * @property {() => number} [random]     source of jitter in [0, 1) (Math.random)
+ * @property {boolean} [debug]           log state changes and frames with console.debug (false)
+ * @property {any} [WebSocket]           WebSocket constructor (the global `WebSocket`)
+ */
+
+/**
+ * An Error from the client or from an `error` frame.
+ * @typedef {Error & {code: string, topic?: string, retryAfterMs?: number, reason?: string, frame?: Frame}} RealtimeError
+ */
+
+/** @type {Required<RealtimeOptions>} */
+const DEFAULTS = Object.freeze({
+  protocols: ["realtime.v1"],
+  baseDelay: 500,
+  maxDelay: 30_000,
+  restartJitterMs: 5_000,
+  minUptime: 5_000,
+  connectTimeout: 10_000,
+  heartbeatMs: null,
+  publishTimeout: 10_000,
+  maxQueue: 100,
+  random: Math.random,
+  debug: false,
+  WebSocket: null,
+});
+
+const DEFAULT_HEARTBEAT_MS = 25_000;
+const MAX_FRAME_BYTES = 65_536;
+
+/**
+ * What each close code means to the client: [reason, reconnect?]. Codes not
+ * listed reconnect with reason `connection_closed`.
+ * @type {Record<number, [string, boolean]>}
+ */
+const CLOSE_POLICY = {
+  1000: ["normal_closure", false],
+  4000: ["disconnected_by_admin", false],
+  4003: ["binary_frame", false],
+  4009: ["frame_too_large", false],
+  4401: ["signed_out", false],
+  4012: ["server_restart", true],
+  1006: ["connection_lost", true],
+  1011: ["server_error", true],
+  4008: ["too_slow", true],
+  4429: ["rate_limited", true],
+};
+/** Closes that were our fault: reported as `error` too. */
+const ERROR_CLOSES = new Set([4003, 4009]);
+
+const utf8 = new TextEncoder();
+
+/**
+ * @param {string} code
+ * @param {string} message
+ * @param {Partial<RealtimeError>} [extra]
+ * @returns {RealtimeError}
+ */
+function realtimeError(code, message, extra = {}) {
+  const err = /** @type {RealtimeError} */ (Object.assign(new Error(message), { code }, extra));
+  err.name = "RealtimeError";
+  return err;
+}
+
+/** @param {Frame} frame */
+function errorFromFrame(frame) {
+  return realtimeError(String(frame.code || "error"), String(frame.message || frame.code || "error"), {
+    topic: frame.topic,
+    retryAfterMs: frame.retry_after_ms,
+    frame,
+  });
+}
+
+/**
+ * An event with a `detail`, where `CustomEvent` exists or not.
+ * @param {string} type
+ * @param {any} detail
+ */
+function detailEvent(type, detail) {
+  if (typeof CustomEvent === "function") return new CustomEvent(type, { detail });
+  const event = new Event(type);
+  Object.defineProperty(event, "detail", { value: detail });
+  return event;
+}
+
+/**
+ * A `close` event for the client: a real `CloseEvent` where there is one.
+ * @param {number} code
+ * @param {string} reason
+ * @param {boolean} wasClean
+ */
+function closeEvent(code, reason, wasClean) {
+  if (typeof CloseEvent === "function") return new CloseEvent("close", { code, reason, wasClean });
+  const event = new Event("close");
+  Object.defineProperties(event, {
+    code: { value: code, enumerable: true },
+    reason: { value: reason, enumerable: true },
+    wasClean: { value: wasClean, enumerable: true },
+  });
+  return event;
+}
+
+/** A client message id: 32 hex characters, random. */
+function randomId() {
+  const bytes = new Uint8Array(16);
+  if (globalThis.crypto && typeof globalThis.crypto.getRandomValues === "function") {
+    globalThis.crypto.getRandomValues(bytes);
+  } else {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  }
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** @param {unknown} err */
+function report(err) {
+  if (typeof globalThis.reportError === "function") globalThis.reportError(err);
+  else console.error(err);
+}
+
+/**
+ * The socket URL: `/ws/` on the page's host by default; relative URLs resolve
+ * against the page, `http(s):` becomes `ws(s):`.
+ * @param {string|URL|undefined} url
+ */
+function resolveUrl(url) {
+  const base = globalThis.location ? globalThis.location.href : undefined;
+  if (url === undefined || url === null || url === "") {
+    if (!base) throw new TypeError("RealtimeClient: no url given and no location to derive it from");
+    url = "/ws/";
+  }
+  const resolved = new URL(String(url), base);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  else if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  if (resolved.protocol !== "ws:" && resolved.protocol !== "wss:") {
+    throw new SyntaxError(`RealtimeClient: not a WebSocket URL: ${resolved.href}`);
+  }
+  return resolved.href;
+}
+
+/**
+ * What the client knows of one subscribed topic (shared by the subscriptions
+ * made to it).
+ * @typedef {object} TopicState
+ * @property {string} topic
+ * @property {number|null} offset      last offset seen (the `since` of the next subscribe)
+ * @property {string|null} ref         ref of the subscribe sent on this connection, null when none was
+ * @property {boolean} confirmed       its `subscribed` came on this connection
+ * @property {Frame|null} frame        the first `subscribed` frame
+ * @property {Set<Subscription>} subs
+ * @property {Map<string, PresenceUser>} presence
+ */
+
+/**
+ * A publish waiting for its ack.
+ * @typedef {object} OutboxEntry
+ * @property {string} id        client message id, the same on every (re)send
+ * @property {string} topic
+ * @property {Record<string, any>} data
+ * @property {string|null} ref  ref of the send on this connection, null while queued
+ * @property {any} timer
+ * @property {(value: {topic: string, offset: number|null}) => void} resolve
+ * @property {(err: RealtimeError) => void} reject
+ */
+
+/**
+ * What `subscribe()` returns.
+ *
+ * - `topic`: the topic.
+ * - `ready`: settles with the `subscribed` frame, or rejects with an Error
+ *   carrying the error frame's `code` (`forbidden`, `not_found`, ...) or
+ *   `closed`/`unsubscribed`. It is marked handled, so an unawaited failure is
+ *   no unhandled rejection (the error frame also arrives as a `message` event).
+ * - `offset`: the last offset seen on the topic (null before any).
+ * - `presence`: the users present (topics with presence), kept up to date.
+ * - `active`: false after `unsubscribe()` or a refused subscription.
+ * - `unsubscribe()`: stop receiving; the last subscription of a topic leaves it.
+ */
+class Subscription {
+  /**
+   * @param {string} topic
+   * @param {(event: EventFrame) => void} handler
+   * @param {((users: PresenceUser[], frame: Frame) => void) | undefined} onPresence
+   * @param {(sub: Subscription) => void} leave
+   * @param {() => TopicState | undefined} state
+   */
+  constructor(topic, handler, onPresence, leave, state) {
+    /** @readonly */
+    this.topic = topic;
+    this.active = true;
+    this._handler = handler;
+    this._onPresence = onPresence;
+    this._leave = leave;
+    this._state = state;
+    this._settled = false;
+    /** @type {(frame: Frame) => void} */
+    this._resolve = () => {};
+    /** @type {(err: RealtimeError) => void} */
+    this._reject = () => {};
+    /** @type {Promise<Frame>} */
+    this.ready = new Promise((resolve, reject) => {
+      this._resolve = (frame) => {
+        if (!this._settled) (this._settled = true), resolve(frame);
+      };
+      this._reject = (err) => {
+        if (!this._settled) (this._settled = true), reject(err);
+      };
+    });
+    this.ready.catch(() => {});
+    /** @type {number|null} last offset seen while this subscription was active */
+    this._lastOffset = null;
+  }
+
+  /** The last offset seen on the topic (null before any). */
+  get offset() {
+    const state = this._state();
+    return state ? state.offset : this._lastOffset;
+  }
+
+  /** The users present on the topic, for topics with presence. */
+  get presence() {
+    const state = this._state();
+    return state ? Array.from(state.presence.values()) : [];
+  }
+
+  /** Stop receiving this topic's events (the last subscription leaves the topic). */
+  unsubscribe() {
+    if (!this.active) return;
+    this._lastOffset = this.offset;
+    this.active = false;
+    this._leave(this);
+    this._reject(realtimeError("unsubscribed", `Unsubscribed from ${this.topic}`, { topic: this.topic }));
+  }
+}
+
+/**
+ * A WebSocket to the site that stays connected: see the module's comment.
+ */
+export class RealtimeClient extends EventTarget {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+
+  /**
+   * The backoff before try `attempt` (0 for the first retry): a random time
+   * in [0, min(maxDelay, baseDelay * 2^attempt)] ("full jitter").
+   * @param {number} attempt
+   * @param {{baseDelay?: number, maxDelay?: number, random?: () => number}} [options]
+   * @returns {number} milliseconds
+   */
+  static backoffDelay(attempt, options = {}) {
+    const base = options.baseDelay ?? DEFAULTS.baseDelay;
+    const cap = options.maxDelay ?? DEFAULTS.maxDelay;
+    const random = options.random ?? DEFAULTS.random;
+    const ceiling = Math.min(cap, base * 2 ** Math.max(0, attempt));
+    return Math.floor(random() * ceiling);
+  }
+
+  /** @type {((event: Event) => any) | null} */
+  onopen = null;
+  /** @type {((event: CustomEvent<Frame>) => any) | null} */
+  onmessage = null;
+  /** @type {((event: Event) => any) | null} */
+  onerror = null;
+  /** @type {((event: CloseEvent) => any) | null} */
+  onclose = null;
+
+  /** @type {Required<RealtimeOptions>} */
+  #opts;
+  /** @type {State} */
+  #state = "connecting";
+  /** @type {any} the current socket, null between attempts and once closed */
+  #ws = null;
+  #attempt = 0;
+  /** @type {any} */
+  #retryTimer = null;
+  /** @type {number|null} */
+  #retryAt = null;
+  /** @type {any} */
+  #connectTimer = null;
+  /** @type {any} */
+  #heartbeatTimer = null;
+  #unanswered = 0;
+  #openedAt = 0;
+  #refSeq = 0;
+  #stopped = false;
+  /** @type {Frame|null} */
+  #welcome = null;
+  /** @type {Map<string, TopicState>} */
+  #topics = new Map();
+  /** @type {Map<string, {kind: "subscribe", topic: string} | {kind: "publish", entry: OutboxEntry} | {kind: "ping"}>} */
+  #pending = new Map();
+  /** @type {OutboxEntry[]} publishes not yet acked, in order */
+  #outbox = [];
+  /** @type {Set<any>} timers that die with the connection */
+  #connectionTimers = new Set();
+  #onOnline = () => this.#wake("online");
+  #onVisibility = () => {
+    if (globalThis.document && globalThis.document.visibilityState === "visible") this.#wake("visible");
+  };
+
+  /**
+   * Starts connecting at once.
+   * @param {string|URL} [url]  default `/ws/` on the page's host (`wss:` on HTTPS)
+   * @param {RealtimeOptions} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    /** @type {Record<string, any>} */
+    const opts = { ...DEFAULTS };
+    for (const [key, value] of Object.entries(options)) if (value !== undefined) opts[key] = value;
+    this.#opts = /** @type {Required<RealtimeOptions>} */ (opts);
+    /** @readonly */
+    this.url = resolveUrl(url);
+    const win = globalThis.window;
+    if (win && typeof win.addEventListener === "function") win.addEventListener("online", this.#onOnline);
+    const doc = globalThis.document;
+    if (doc && typeof doc.addEventListener === "function") doc.addEventListener("visibilitychange", this.#onVisibility);
+    this.#connect("initial");
+  }
+
+  get CONNECTING() {
+    return 0;
+  }
+  get OPEN() {
+    return 1;
+  }
+  get CLOSING() {
+    return 2;
+  }
+  get CLOSED() {
+    return 3;
+  }
+
+  /** `connecting`, `open`, `reconnecting` or `closed`. */
+  get state() {
+    return this.#state;
+  }
+
+  /** Like `WebSocket.readyState`: CONNECTING also while waiting to reconnect. */
+  get readyState() {
+    if (this.#state === "open") return RealtimeClient.OPEN;
+    if (this.#state === "closed") return this.#ws ? RealtimeClient.CLOSING : RealtimeClient.CLOSED;
+    return RealtimeClient.CONNECTING;
+  }
+
+  /** Epoch ms of the next try while `reconnecting`, else null. */
+  get retryAt() {
+    return this.#retryAt;
+  }
+
+  /** The last `welcome` frame (with `user` and `connection_id`), or null. */
+  get welcome() {
+    return this.#welcome;
+  }
+
+  /** The subprotocol the server accepted ("" when none, or not connected). */
+  get protocol() {
+    return this.#ws && this.#state === "open" ? this.#ws.protocol : "";
+  }
+
+  /**
+   * Join `topic`: `handler` receives each of its `event` frames once, in
+   * offset order. Presence frames (`presence_state`, `presence_diff`) go to
+   * `options.onPresence(users, frame)` with the whole current list of users,
+   * and also arrive as `message` events. After a reconnect the topic is joined
+   * again with `since` = the last offset seen; a second subscription to a topic
+   * already joined shares it (its `since` is then ignored). If the server later
+   * refuses the topic (say, after a reconnect), it is dropped: `active` turns
+   * false and the `error` frame arrives as a `message` event.
+   * @param {string} topic
+   * @param {(event: EventFrame) => void} handler
+   * @param {{since?: number|null, onPresence?: (users: PresenceUser[], frame: Frame) => void}} [options]
+   * @returns {Subscription}
+   */
+  subscribe(topic, handler, options = {}) {
+    if (typeof topic !== "string" || topic === "") throw new TypeError("subscribe: topic must be a non-empty string");
+    if (typeof handler !== "function") throw new TypeError("subscribe: handler must be a function");
+    const sub = new Subscription(
+      topic,
+      handler,
+      options.onPresence,
+      (s) => this.#leave(s),
+      () => {
+        const state = this.#topics.get(topic);
+        return state && state.subs.has(sub) ? state : undefined;
+      },
+    );
+    if (this.#stopped) {
+      sub.active = false;
+      sub._reject(realtimeError("closed", "The client is closed", { topic }));
+      return sub;
+    }
+    let state = this.#topics.get(topic);
+    if (state) {
+      state.subs.add(sub);
+      if (state.frame) sub._resolve(state.frame);
+      return sub;
+    }
+    const since = options.since;
+    state = {
+      topic,
+      offset: typeof since === "number" && Number.isFinite(since) ? since : null,
+      ref: null,
+      confirmed: false,
+      frame: null,
+      subs: new Set([sub]),
+      presence: new Map(),
+    };
+    this.#topics.set(topic, state);
+    if (this.#state === "open") this.#sendSubscribe(state);
+    return sub;
+  }
+
+  /**
+   * Publish `data` on `topic`. Resolves with `{topic, offset}` from the `ack`;
+   * rejects with an Error whose `code` is the error frame's (`invalid`,
+   * `forbidden`, `rate_limited` with `retryAfterMs`, ...), or the client's own:
+   * `timeout` (no answer within `publishTimeout` of sending), `queue_full`
+   * (not connected and `maxQueue` publishes already waiting), `too_large`
+   * (the frame would pass 64 KiB), `closed` (the client closed for good; the
+   * Error's `reason` says why). While not connected the publish waits without
+   * a timeout; a publish whose connection dropped before its ack is sent again
+   * with the same `id`, so the server stores it once.
+   * @param {string} topic
+   * @param {Record<string, any>} data
+   * @returns {Promise<{topic: string, offset: number|null}>}
+   */
+  publish(topic, data) {
+    return new Promise((resolve, reject) => {
+      if (this.#stopped) {
+        reject(realtimeError("closed", "The client is closed", { topic, reason: this.#closedReason }));
+        return;
+      }
+      /** @type {OutboxEntry} */
+      const entry = { id: randomId(), topic, data, ref: null, timer: null, resolve, reject };
+      const size = utf8.encode(
+        JSON.stringify({ type: "publish", topic, data, ref: "p".padEnd(20, "0"), id: entry.id }),
+      ).length;
+      if (size > MAX_FRAME_BYTES) {
+        reject(realtimeError("too_large", `The frame would be ${size} bytes, more than ${MAX_FRAME_BYTES}`, { topic }));
+        return;
+      }
+      if (this.#state === "open") {
+        this.#outbox.push(entry);
+        this.#sendPublish(entry);
+        return;
+      }
+      if (this.#outbox.length >= this.#opts.maxQueue) {
+        reject(realtimeError("queue_full", `Offline queue is full (${this.#opts.maxQueue} publishes waiting)`, { topic }));
+        return;
+      }
+      this.#outbox.push(entry);
+      this.#log("queued publish", entry.id, "on", topic);
+    });
+  }
+
+  /**
+   * Send a raw protocol frame (an object, serialized as JSON, or a string).
+   * @param {Frame|string} frame
+   * @returns {boolean} false when not connected (the frame is dropped)
+   */
+  send(frame) {
+    if (this.#state !== "open") return false;
+    this.#ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+    return true;
+  }
+
+  /**
+   * Close the connection and stop reconnecting. Waiting publishes reject with
+   * code `closed`.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason) {
+    if (this.#stopped) return;
+    const ws = this.#ws;
+    this.#terminate("client_closed", null);
+    if (!ws) return;
+    try {
+      ws.close(code, reason);
+    } catch (err) {
+      ws.close();
+    }
+  }
+
+  // ---- connection ---------------------------------------------------------
+
+  /** @type {string|undefined} */
+  #closedReason;
+
+  /** @param {string} reason */
+  #connect(reason) {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#retryAt = null;
+    const WebSocketImpl = this.#opts.WebSocket || globalThis.WebSocket;
+    if (!WebSocketImpl) throw new Error("RealtimeClient: no WebSocket here; pass options.WebSocket");
+    let ws;
+    try {
+      ws = new WebSocketImpl(this.url, this.#opts.protocols);
+    } catch (err) {
+      if (reason === "initial") throw err;
+      report(err);
+      this.#setState("connecting", reason);
+      this.#dropped(1006, "", false, "connection_lost");
+      return;
+    }
+    this.#ws = ws;
+    this.#setState("connecting", reason);
+    this.#connectTimer = setTimeout(() => this.#abandon(ws, "connect_timeout"), this.#opts.connectTimeout);
+    ws.addEventListener("open", () => ws === this.#ws && this.#handleOpen());
+    ws.addEventListener("message", (/** @type {MessageEvent} */ event) => ws === this.#ws && this.#handleMessage(event));
+    ws.addEventListener("error", () => {
+      if (ws === this.#ws) this.#emit(new Event("error"));
+    });
+    ws.addEventListener("close", (/** @type {CloseEvent} */ event) => {
+      if (ws !== this.#ws) return;
+      this.#ws = null;
+      this.#dropped(event.code, event.reason || "", event.wasClean, null);
+    });
+  }
+
+  #handleOpen() {
+    clearTimeout(this.#connectTimer);
+    this.#openedAt = Date.now();
+    const previous = this.#state;
+    this.#state = "open";
+    this.#startHeartbeat(this.#opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    // Resubscribe first, then the publishes that waited, in order.
+    for (const state of this.#topics.values()) if (state.ref === null) this.#sendSubscribe(state);
+    for (const entry of this.#outbox) if (entry.ref === null) this.#sendPublish(entry);
+    this.#announce(previous, "open", "connected", null);
+    this.#emit(new Event("open"));
+  }
+
+  /**
+   * Give up on a socket that is not answering: close it without waiting for
+   * its closing handshake, and carry on as if it had dropped (code 1006).
+   * @param {any} ws
+   * @param {string} reason
+   */
+  #abandon(ws, reason) {
+    if (!ws || ws !== this.#ws) return;
+    this.#ws = null;
+    this.#log("abandoning socket:", reason);
+    try {
+      ws.close();
+    } catch {
+      // a socket that cannot even be closed is gone anyway
+    }
+    this.#dropped(1006, reason.replace("_", " "), false, reason);
+  }
+
+  /**
+   * A socket is gone: reset what belonged to it, report it, then retry or stop.
+   * @param {number} code
+   * @param {string} reason
+   * @param {boolean} wasClean
+   * @param {string|null} why  our own reason (timeouts), else from the code
+   */
+  #dropped(code, reason, wasClean, why) {
+    clearTimeout(this.#connectTimer);
+    this.#stopHeartbeat();
+    for (const timer of this.#connectionTimers) clearTimeout(timer);
+    this.#connectionTimers.clear();
+    const uptime = this.#openedAt ? Date.now() - this.#openedAt : 0;
+    this.#openedAt = 0;
+    this.#pending.clear();
+    for (const entry of this.#outbox) {
+      clearTimeout(entry.timer);
+      entry.timer = null;
+      entry.ref = null;
+    }
+    for (const state of this.#topics.values()) {
+      state.ref = null;
+      state.confirmed = false;
+      state.presence.clear();
+    }
+    this.#emit(closeEvent(code, reason, wasClean));
+    if (this.#stopped) return; // our own close(): already closed
+    const [policyReason, retry] = CLOSE_POLICY[code] ?? ["connection_closed", true];
+    const stateReason = why ?? policyReason;
+    if (!retry) {
+      this.#terminate(stateReason, code);
+      if (ERROR_CLOSES.has(code)) this.#emit(detailEvent("error", { code, reason: stateReason }));
+      return;
+    }
+    if (uptime >= this.#opts.minUptime) this.#attempt = 0;
+    const attempt = this.#attempt++;
+    let delay;
+    if (code === 4012) {
+      const ceiling = Math.max(this.#opts.restartJitterMs, Math.min(this.#opts.maxDelay, this.#opts.baseDelay * 2 ** attempt));
+      delay = Math.floor(this.#opts.random() * ceiling);
+    } else {
+      delay = RealtimeClient.backoffDelay(attempt, this.#opts);
+    }
+    this.#retryAt = Date.now() + delay;
+    this.#retryTimer = setTimeout(() => this.#connect("retry"), delay);
+    this.#setState("reconnecting", stateReason, { code, delay });
+  }
+
+  /**
+   * Stop for good: no more tries, waiting publishes and subscriptions fail.
+   * @param {string} reason
+   * @param {number|null} code
+   */
+  #terminate(reason, code) {
+    this.#stopped = true;
+    this.#closedReason = reason;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#connectTimer);
+    this.#retryTimer = null;
+    this.#retryAt = null;
+    this.#stopHeartbeat();
+    for (const timer of this.#connectionTimers) clearTimeout(timer);
+    this.#connectionTimers.clear();
+    const win = globalThis.window;
+    if (win && typeof win.removeEventListener === "function") win.removeEventListener("online", this.#onOnline);
+    const doc = globalThis.document;
+    if (doc && typeof doc.removeEventListener === "function") {
+      doc.removeEventListener("visibilitychange", this.#onVisibility);
+    }
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    this.#pending.clear();
+    for (const entry of outbox) {
+      clearTimeout(entry.timer);
+      entry.reject(realtimeError("closed", `The connection closed (${reason})`, { topic: entry.topic, reason }));
+    }
+    for (const state of this.#topics.values()) {
+      for (const sub of state.subs) sub._reject(realtimeError("closed", `The connection closed (${reason})`, { topic: state.topic, reason }));
+    }
+    this.#setState("closed", reason, { code });
+  }
+
+  /** @param {string} why */
+  #wake(why) {
+    if (this.#state !== "reconnecting") return;
+    this.#log("trying at once:", why);
+    this.#connect(why);
+  }
+
+  // ---- heartbeat ----------------------------------------------------------
+
+  /** @param {number} ms */
+  #startHeartbeat(ms) {
+    this.#stopHeartbeat();
+    this.#unanswered = 0;
+    this.#heartbeatTimer = setInterval(() => {
+      if (this.#unanswered >= 2) {
+        this.#abandon(this.#ws, "heartbeat_timeout");
+        return;
+      }
+      this.#unanswered += 1;
+      const ref = this.#nextRef("h");
+      this.#pending.set(ref, { kind: "ping" });
+      this.#sendFrame({ type: "ping", ref });
+    }, ms);
+  }
+
+  #stopHeartbeat() {
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
+  }
+
+  // ---- frames -------------------------------------------------------------
+
+  /** @param {MessageEvent} event */
+  #handleMessage(event) {
+    if (typeof event.data !== "string") return;
+    /** @type {Frame} */
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      this.#log("ignoring a frame that is not JSON");
+      return;
+    }
+    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") return;
+    switch (frame.type) {
+      case "welcome":
+        this.#welcome = frame;
+        if (this.#opts.heartbeatMs == null && typeof frame.heartbeat === "number" && frame.heartbeat > 0) {
+          this.#startHeartbeat(frame.heartbeat * 1000);
+        }
+        break;
+      case "subscribed":
+        this.#onSubscribed(frame);
+        break;
+      case "event":
+        this.#onEvent(frame);
+        break;
+      case "ack":
+        this.#onAck(frame);
+        break;
+      case "presence_state":
+      case "presence_diff":
+        this.#onPresence(frame);
+        break;
+      case "pong":
+        this.#unanswered = 0;
+        this.#pending.delete(frame.ref);
+        break;
+      case "error":
+        this.#onError(frame);
+        break;
+      default:
+        break; // unsubscribed, and types of later versions
+    }
+    this.#emit(detailEvent("message", frame));
+  }
+
+  /** @param {Frame} frame */
+  #onSubscribed(frame) {
+    this.#pending.delete(frame.ref);
+    const state = this.#topics.get(frame.topic);
+    if (!state || state.ref !== frame.ref) return; // a reply to an older subscribe
+    state.confirmed = true;
+    const offset = typeof frame.offset === "number" ? frame.offset : null;
+    const wentBack = offset !== null && state.offset !== null && offset < state.offset;
+    if (frame.recovered === false || wentBack) {
+      state.offset = offset;
+      this.#log("resync", state.topic, "at", offset);
+      this.#emit(detailEvent("resync", { topic: state.topic, offset }));
+    } else if (state.offset === null) {
+      state.offset = offset; // the baseline a reconnect recovers from
+    }
+    if (!state.frame) state.frame = frame;
+    for (const sub of state.subs) sub._resolve(frame);
+  }
+
+  /** @param {Frame} frame */
+  #onEvent(frame) {
+    const state = this.#topics.get(frame.topic);
+    if (!state) return;
+    const offset = frame.offset;
+    if (typeof offset === "number") {
+      if (state.offset !== null) {
+        if (offset <= state.offset) {
+          this.#log("dropping duplicate", state.topic, offset);
+          return;
+        }
+        if (offset > state.offset + 1) {
+          // Missed some: ask again from the last one seen; the replay brings them in order.
+          this.#log("gap on", state.topic, "after", state.offset, "got", offset);
+          if (state.confirmed) this.#sendSubscribe(state);
+          return;
+        }
+      }
+      state.offset = offset;
+    }
+    for (const sub of Array.from(state.subs)) {
+      try {
+        sub._handler(/** @type {EventFrame} */ (frame));
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+
+  /** @param {Frame} frame */
+  #onAck(frame) {
+    const pending = this.#pending.get(frame.ref);
+    if (!pending || pending.kind !== "publish") return;
+    this.#pending.delete(frame.ref);
+    this.#settle(pending.entry);
+    pending.entry.resolve({ topic: frame.topic ?? pending.entry.topic, offset: frame.offset ?? null });
+  }
+
+  /** @param {Frame} frame */
+  #onPresence(frame) {
+    const state = this.#topics.get(frame.topic);
+    if (!state) return;
+    /** @param {any} user */
+    const key = (user) => String(user && user.id);
+    if (frame.type === "presence_state") {
+      state.presence.clear();
+      for (const user of frame.users || []) state.presence.set(key(user), user);
+    } else {
+      for (const user of frame.leaves || []) state.presence.delete(key(user));
+      for (const user of frame.joins || []) state.presence.set(key(user), user);
+    }
+    const users = Array.from(state.presence.values());
+    for (const sub of Array.from(state.subs)) {
+      if (!sub._onPresence) continue;
+      try {
+        sub._onPresence(users, frame);
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+
+  /** @param {Frame} frame */
+  #onError(frame) {
+    const pending = typeof frame.ref === "string" ? this.#pending.get(frame.ref) : undefined;
+    this.#log("error frame", frame.code, frame.message);
+    if (!pending) return;
+    this.#pending.delete(frame.ref);
+    if (pending.kind === "ping") {
+      this.#unanswered = 0; // refused (rate limited), but the connection is alive
+    } else if (pending.kind === "publish") {
+      this.#settle(pending.entry);
+      pending.entry.reject(errorFromFrame(frame));
+    } else if (pending.kind === "subscribe") {
+      const state = this.#topics.get(pending.topic);
+      if (!state || state.ref !== frame.ref) return;
+      if (frame.code === "rate_limited") {
+        // Subscriptions are the client's to keep: ask again when allowed.
+        state.ref = null;
+        const timer = setTimeout(() => {
+          this.#connectionTimers.delete(timer);
+          if (this.#state === "open" && this.#topics.get(state.topic) === state && state.ref === null) {
+            this.#sendSubscribe(state);
+          }
+        }, Number(frame.retry_after_ms) || 1000);
+        this.#connectionTimers.add(timer);
+        return;
+      }
+      this.#topics.delete(state.topic);
+      const err = errorFromFrame(frame);
+      for (const sub of state.subs) {
+        sub._lastOffset = state.offset;
+        sub.active = false;
+        sub._reject(err);
+      }
+    }
+  }
+
+  // ---- sending ------------------------------------------------------------
+
+  /** @param {TopicState} state */
+  #sendSubscribe(state) {
+    const ref = this.#nextRef("s");
+    state.ref = ref;
+    state.confirmed = false;
+    /** @type {Frame} */
+    const frame = { type: "subscribe", topic: state.topic, ref };
+    if (state.offset !== null) frame.since = state.offset;
+    this.#pending.set(ref, { kind: "subscribe", topic: state.topic });
+    this.#sendFrame(frame);
+  }
+
+  /** @param {Subscription} sub */
+  #leave(sub) {
+    const state = this.#topics.get(sub.topic);
+    if (!state || !state.subs.delete(sub)) return;
+    if (state.subs.size > 0) return;
+    this.#topics.delete(sub.topic);
+    if (state.ref !== null) {
+      if (this.#pending.get(state.ref)) this.#pending.delete(state.ref);
+      this.#sendFrame({ type: "unsubscribe", topic: sub.topic, ref: this.#nextRef("u") });
+    }
+  }
+
+  /** @param {OutboxEntry} entry */
+  #sendPublish(entry) {
+    const ref = this.#nextRef("p");
+    entry.ref = ref;
+    this.#pending.set(ref, { kind: "publish", entry });
+    this.#sendFrame({ type: "publish", topic: entry.topic, data: entry.data, ref, id: entry.id });
+    entry.timer = setTimeout(() => {
+      if (entry.ref !== ref) return;
+      this.#pending.delete(ref);
+      this.#settle(entry);
+      entry.reject(realtimeError("timeout", `No answer to the publish within ${this.#opts.publishTimeout} ms`, { topic: entry.topic }));
+    }, this.#opts.publishTimeout);
+  }
+
+  /**
+   * Take an answered (or timed out) publish out of the outbox.
+   * @param {OutboxEntry} entry
+   */
+  #settle(entry) {
+    clearTimeout(entry.timer);
+    entry.timer = null;
+    entry.ref = null;
+    const index = this.#outbox.indexOf(entry);
+    if (index !== -1) this.#outbox.splice(index, 1);
+  }
+
+  /** @param {Frame} frame */
+  #sendFrame(frame) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== 1) return false;
+    this.#log("send", frame.type, frame.topic ?? "", frame.ref ?? "");
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** @param {string} prefix */
+  #nextRef(prefix) {
+    this.#refSeq += 1;
+    return `${prefix}${this.#refSeq}`;
+  }
+
+  // ---- events -------------------------------------------------------------
+
+  /**
+   * @param {State} state
+   * @param {string} reason
+   * @param {{code?: number|null, delay?: number}} [extra]
+   */
+  #setState(state, reason, extra = {}) {
+    const previous = this.#state;
+    this.#state = state;
+    if (previous === state && state !== "reconnecting") return;
+    this.#announce(previous, state, reason, extra.code ?? null, extra.delay ?? null);
+  }
+
+  /**
+   * @param {State} previous
+   * @param {State} state
+   * @param {string} reason
+   * @param {number|null} code
+   * @param {number|null} [delay]
+   */
+  #announce(previous, state, reason, code, delay = null) {
+    /** @type {StateChange} */
+    const detail = { state, previous, reason, retryAt: state === "reconnecting" ? this.#retryAt : null, delay, code };
+    this.#log(`state ${previous} -> ${state} (${reason})`, delay !== null ? `retry in ${delay} ms` : "");
+    this.#emit(detailEvent("statechange", detail));
+  }
+
+  /** @param {Event} event */
+  #emit(event) {
+    this.dispatchEvent(event);
+    const handler = /** @type {any} */ (this)[`on${event.type}`];
+    if (typeof handler === "function") {
+      try {
+        handler.call(this, event);
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+
+  /** @param {...any} args */
+  #log(...args) {
+    if (this.#opts.debug) console.debug("[realtime]", ...args);
+  }
+}
