@@ -7,11 +7,12 @@ Closing goes through the channel layer's control group, so it reaches the
 socket wherever it is held.
 """
 
+import os
 import socket
 
 from asgiref.sync import async_to_sync
 
-SERVER_NAME = f"{socket.gethostname()}:{__import__('os').getpid()}"
+SERVER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 LIVE: dict[str, dict] = {}
 
@@ -62,11 +63,15 @@ def connection_disconnect(connection_id: str, *, code: int = 4000) -> bool:
     return True
 
 
-def user_connections_close(*, user_id: int, code: int, session_key: str | None = None) -> None:
-    """Close every socket of a user (or only those of one session) on every process."""
+def user_sessions_verify(*, user_id: int) -> None:
+    """Each socket of the user re-checks its session and closes with 4401 if it ended."""
     from realtime.delivery import send_control
 
-    message = {"action": "close", "user_id": user_id, "code": code}
-    if session_key is not None:
-        message["session_key"] = session_key
-    async_to_sync(send_control)(message)
+    async_to_sync(send_control)({"action": "verify_session", "user_id": user_id})
+
+
+def topic_revoke(*, topic: str) -> None:
+    """Each socket on `topic` re-checks that its user may still subscribe."""
+    from realtime.delivery import send_control
+
+    async_to_sync(send_control)({"action": "recheck_topic", "topic": topic})

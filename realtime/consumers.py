@@ -7,9 +7,11 @@ delivery. It has no channel-layer channel of its own: the hub receives each
 event once per process and writes it to the subscribed sockets.
 """
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -21,10 +23,19 @@ from realtime.errors import RealtimeError, TooManySubscriptions
 from realtime.presence import get_presence
 from realtime.protocol import Request
 from realtime.ratelimit import FloodMeter, TokenBucket
-from realtime.services import socket_publish, subscription_catch_up, subscription_check
+from realtime.services import (
+    session_expires_at,
+    session_still_valid,
+    socket_publish,
+    subscription_catch_up,
+    subscription_check,
+)
 from realtime.topics import Topic, parse_topic, user_brief
 
 logger = logging.getLogger(__name__)
+
+# Logout and password changes save the session after their signal: look a moment later.
+SESSION_CHECK_DELAY = 1.0
 
 
 @dataclass
@@ -57,6 +68,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             limit=self.config["FLOOD_DROPS"], window=self.config["FLOOD_WINDOW_SECONDS"]
         )
         self.closing = False
+        self.tasks: set[asyncio.Task] = set()
         self.hub = get_hub()
         subprotocol = (
             protocol.SUBPROTOCOL
@@ -81,9 +93,27 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 heartbeat=self.config["HEARTBEAT_SECONDS"],
             )
         )
+        if self.user_brief is not None:
+            # Sockets end with their session: check again when it expires (the
+            # middleware loaded it already, so this reads no database).
+            expires_at = self.scope["session"].get_expiry_date()
+            self.later(self.seconds_until(expires_at), self.verify_session)
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when cancelled without a disconnect (a server shutting down).
+            if getattr(self, "hub", None) is not None and not getattr(self, "cleaned_up", False):
+                await self.disconnect(None)
 
     async def disconnect(self, code):
+        if getattr(self, "cleaned_up", False):
+            return
+        self.cleaned_up = True
         self.closing = True
+        for task in list(self.tasks):
+            task.cancel()
         for name in list(self.subscriptions):
             await self.drop_subscription(name)
         connections.connection_unregister(self.connection_id)
@@ -264,17 +294,54 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def control(self, message: dict) -> None:
         """A control message for every socket of every process; act if it names this one."""
-        if message.get("action") == "close" and self.matches(message):
+        action = message.get("action")
+        if action == "close" and self.matches(message):
             await self.close_with(message["code"])
-        elif message.get("action") == "revoke" and self.matches(message):
-            topic = message["topic"]
-            if topic in self.subscriptions:
-                await self.drop_subscription(topic)
-                await self.send_frame(
-                    protocol.error_frame(
-                        "not_found", "You no longer have access to this topic.", topic=topic
-                    )
-                )
+        elif action == "verify_session" and self.matches(message):
+            self.later(SESSION_CHECK_DELAY, self.verify_session)
+        elif action == "recheck_topic" and message.get("topic") in self.subscriptions:
+            self.later(0, self.recheck_topic, message["topic"])
+
+    def later(self, delay: float, func, *args) -> None:
+        """Run `func` in its own task after `delay` seconds (the hub's loop must not wait)."""
+
+        async def run():
+            await asyncio.sleep(delay)
+            if not self.closing:
+                await func(*args)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def verify_session(self) -> None:
+        """Close with 4401 once the session behind this socket has ended."""
+        valid = await database_sync_to_async(session_still_valid)(
+            session_key=self.session_key, user_id=self.user_brief["id"]
+        )
+        if not valid:
+            await self.close_with(protocol.CLOSE_SESSION_ENDED)
+            return
+        expires_at = await database_sync_to_async(session_expires_at)(session_key=self.session_key)
+        if expires_at is not None:
+            self.later(self.seconds_until(expires_at), self.verify_session)
+
+    @staticmethod
+    def seconds_until(moment: datetime) -> float:
+        return max((moment - datetime.now(UTC)).total_seconds() + 0.5, 1.0)
+
+    async def recheck_topic(self, name: str) -> None:
+        """Drop a subscription the user may no longer have (removed from a private room)."""
+        subscription = self.subscriptions.get(name)
+        if subscription is None:
+            return
+        try:
+            await database_sync_to_async(subscription_check)(
+                user=self.user, topic=subscription.topic
+            )
+        except RealtimeError as error:
+            await self.drop_subscription(name)
+            await self.send_frame(protocol.error_frame(error.code, error.message, topic=name))
 
     def matches(self, message: dict) -> bool:
         if "connection_id" in message:

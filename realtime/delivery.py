@@ -19,10 +19,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from realtime import protocol
 from realtime.publishing import event_frame, events_between, group_name
@@ -30,6 +32,7 @@ from realtime.publishing import event_frame, events_between, group_name
 logger = logging.getLogger(__name__)
 
 CONTROL_GROUP = "realtime.control"
+DASHBOARD_TOPIC = "dashboard"
 GAP_WAIT_SECONDS = 0.15
 
 
@@ -67,6 +70,8 @@ class Hub:
         self.reader: asyncio.Task | None = None
         self.ready = asyncio.Lock()
         self.tickers: dict[str, asyncio.Task] = {}
+        # Worst publish-to-write delay seen since the last dashboard tick.
+        self.lag_ms = 0.0
 
     # Connections ------------------------------------------------------------
 
@@ -117,6 +122,27 @@ class Hub:
                 # Everything up to here is in the database; later events come by the group.
                 route.delivered = await database_sync_to_async(topic_offset)(topic)
         route.subscribers.add(connection)
+        if topic == DASHBOARD_TOPIC and topic not in self.tickers:
+            self.tickers[topic] = asyncio.get_running_loop().create_task(self.tick_dashboard())
+
+    async def tick_dashboard(self) -> None:
+        """While anyone here watches `dashboard`, send them live statistics."""
+        from realtime.dashboard import dashboard_stats
+
+        interval = settings.REALTIME["DASHBOARD_INTERVAL_SECONDS"]
+        while True:
+            route = self.routes.get(DASHBOARD_TOPIC)
+            if route is None:
+                return
+            try:
+                data = await database_sync_to_async(dashboard_stats)()
+                data["delivery_lag_ms"] = round(self.lag_ms, 1)
+                self.lag_ms = 0.0
+                frame = event_frame(DASHBOARD_TOPIC, None, protocol.now_iso(), data)
+                await self.fan_out(route, None, protocol.encode(frame))
+            except Exception:
+                logger.exception("dashboard tick failed")
+            await asyncio.sleep(interval)
 
     async def leave(self, topic: str, connection: LocalConnection) -> None:
         route = self.routes.get(topic)
@@ -174,6 +200,8 @@ class Hub:
         if route is None:
             return
         text = protocol.encode(event_frame(topic, offset, message["ts"], message["data"]))
+        lag_ms = (datetime.now(UTC) - datetime.fromisoformat(message["ts"])).total_seconds() * 1000
+        self.lag_ms = max(self.lag_ms, lag_ms)
         if offset is None or route.delivered is None:
             await self.fan_out(route, offset, text)
             return

@@ -28,9 +28,7 @@ class Room(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_rooms"
     )
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="rooms", blank=True
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="rooms", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,8 +1,12 @@
 """Business actions (writes). Each one that users should see live goes through publish()."""
 
 import re
+from datetime import datetime
+from importlib import import_module
+from types import SimpleNamespace
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import get_user, get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,6 +15,7 @@ from realtime.models import Message, Notification, Room
 from realtime.publishing import Publication, events_since, publish, topic_offset
 from realtime.topics import Topic, room_visible_to
 
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
 
 
@@ -99,3 +104,18 @@ def socket_publish(*, user, topic: Topic, data: dict, client_id: str | None) -> 
     return publish(
         topic, data, publisher=user if user.is_authenticated else None, client_id=client_id
     )
+
+
+def session_still_valid(*, session_key: str | None, user_id: int) -> bool:
+    """Whether the session still signs in this user (not logged out, expired, or stale)."""
+    if not session_key:
+        return False
+    store = SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))
+    return user.is_authenticated and user.pk == user_id
+
+
+def session_expires_at(*, session_key: str | None) -> datetime | None:
+    if not session_key:
+        return None
+    return SessionStore(session_key).get_expiry_date()

@@ -57,19 +57,30 @@ class Client:
         return await self.receive(timeout)
 
     async def subscribe(self, topic: str, **fields) -> dict:
+        """Subscribe; the `subscribed` reply (replay and presence frames are left to read)."""
         reply = await self.request({"type": "subscribe", "topic": topic, "ref": "s", **fields})
         assert reply["type"] == "subscribed", reply
+        return reply
+
+    async def join(self, topic: str, **fields) -> dict:
+        """Subscribe and read through the replay and presence state; the `subscribed` reply."""
+        reply = await self.subscribe(topic, **fields)
+        if topic.startswith("room:"):
+            await self.receive_until("presence_state")
         return reply
 
     async def nothing_arrives(self, timeout: float = 0.3) -> bool:
         return await self.communicator.receive_nothing(timeout)
 
     async def closed_with(self, timeout: float = 2) -> int | None:
-        """Read until the server closes; the close code."""
+        """Read until the server closes; the close code. Then the client side closes too."""
         while True:
             output = await self.communicator.receive_output(timeout)
             if output["type"] == "websocket.close":
-                return output.get("code")
+                code = output.get("code")
+                await self.communicator.send_input({"type": "websocket.disconnect", "code": code})
+                await self.communicator.wait(timeout)
+                return code
 
     async def close(self) -> None:
         await self.communicator.disconnect()
