@@ -4,9 +4,9 @@ import { ProtocolServer, WebSocket } from "./server.mjs";
 
 export { RealtimeClient };
 
-/** A started ProtocolServer, stopped after the test. */
-export async function startServer(t, options = {}) {
-  const server = await new ProtocolServer(options).start();
+/** A started ProtocolServer (on `port`, or an ephemeral one), stopped after the test. */
+export async function startServer(t, options = {}, port = 0) {
+  const server = await new ProtocolServer(options).start(port);
   t.after(() => server.stop());
   return server;
 }
