@@ -44,6 +44,7 @@ class LocalConnection(Protocol):
     async def offer_event(self, topic: str, offset: int | None, text: str) -> None: ...
     async def offer_frame(self, topic: str, text: str) -> None: ...
     async def control(self, message: dict) -> None: ...
+    async def close_with(self, code: int) -> None: ...
 
 
 @dataclass
@@ -270,3 +271,12 @@ async def send_topic_frame(topic: str, frame: dict) -> None:
     await get_channel_layer().group_send(
         group_name(topic), {"type": "realtime.frame", "topic": topic, "frame": frame}
     )
+
+
+async def hubs_close_all(code: int) -> None:
+    """Close every socket of this process with `code` (a graceful restart)."""
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is None:
+        return
+    for connection in list(hub.connections.values()):
+        await connection.close_with(code)

@@ -82,3 +82,26 @@ def room(db, user):
 @pytest.fixture
 def private_room(db, user):
     return RoomFactory(slug="secret", owner=user, is_private=True)
+
+
+@pytest.fixture(scope="session")
+def live_database(tmp_path_factory):
+    """A migrated database for real server processes (PostgreSQL when configured)."""
+    from tests.live import LiveDatabase
+
+    url = os.environ.get("DATABASE_URL", "")
+    database = LiveDatabase(
+        tmp_path_factory.mktemp("live"), url if url.startswith("postgres") else None
+    )
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def daphne_server(live_database):
+    """One daphne process (`manage.py serve`) on the in-process channel layer."""
+    from tests.live import LiveServer
+
+    server = LiveServer(live_database).start()
+    yield server
+    server.stop()

@@ -105,7 +105,10 @@ async def test_bad_frame_gets_its_error_and_the_connection_stays_usable(user, te
     assert error["type"] == "error"
     assert error["code"] == code, error
     assert error["message"]
-    assert await client.request({"type": "ping", "ref": "still"}) == {"type": "pong", "ref": "still"}
+    assert await client.request({"type": "ping", "ref": "still"}) == {
+        "type": "pong",
+        "ref": "still",
+    }
     await client.close()
 
 
@@ -173,7 +176,10 @@ async def test_frames_past_the_burst_are_dropped_with_rate_limited(user):
     assert replies[-1]["code"] == "rate_limited"
     assert 0 < replies[-1]["retry_after_ms"] <= 1000
     await asyncio.sleep(replies[-1]["retry_after_ms"] / 1000)
-    assert await client.request({"type": "ping", "ref": "later"}) == {"type": "pong", "ref": "later"}
+    assert await client.request({"type": "ping", "ref": "later"}) == {
+        "type": "pong",
+        "ref": "later",
+    }
     await client.close()
 
 
@@ -217,7 +223,9 @@ async def test_anonymous_is_forbidden_on_any_room_existing_or_not(room):
     await client.close()
 
 
-async def test_outsider_cannot_subscribe_to_private_room_and_sees_not_found(private_room, other_user):
+async def test_outsider_cannot_subscribe_to_private_room_and_sees_not_found(
+    private_room, other_user
+):
     client = await connect(other_user)
     hidden = await client.request({"type": "subscribe", "topic": "room:secret", "ref": "a"})
     missing = await client.request({"type": "subscribe", "topic": "room:nothing", "ref": "a"})
@@ -676,9 +684,7 @@ async def test_expired_session_closes_the_socket_with_4401(user):
     from django.utils import timezone
 
     client = await connect(user)
-    await sync_to_async(
-        Session.objects.update
-    )(expire_date=timezone.now() - timedelta(seconds=1))
+    await sync_to_async(Session.objects.update)(expire_date=timezone.now() - timedelta(seconds=1))
     # An expiry is noticed on the socket's schedule; a verify nudges it here.
     from realtime.connections import user_sessions_verify
 

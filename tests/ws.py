@@ -101,7 +101,9 @@ async def connect(user=None, *, origin: bytes | None = ORIGIN, subprotocols=None
     if user is not None:
         key = await session_for(user)
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()))
-    communicator = WebsocketCommunicator(application, "/ws/", headers=headers, subprotocols=subprotocols)
+    communicator = WebsocketCommunicator(
+        application, "/ws/", headers=headers, subprotocols=subprotocols
+    )
     connected, subprotocol = await communicator.connect()
     assert connected, f"refused: {subprotocol}"
     client = Client(communicator)

@@ -1,0 +1,142 @@
+"""
+`manage.py serve`: daphne with a graceful restart.
+
+Plain daphne, on SIGTERM, cancels every consumer without a close frame
+(clients see 1006) and exits at once. Here SIGTERM or SIGINT first stops
+accepting connections, closes every socket with 4012 ("server restarting";
+clients come back after a random 0 to 5 s), lets each run its disconnect logic
+(presence leave, registry removal), and exits within `--grace` seconds.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+logger = logging.getLogger("realtime.serve")
+
+
+class Command(BaseCommand):
+    help = "Serve the site (HTTP and WebSockets) under daphne, with a graceful restart."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--unix-socket", help="listen on this unix socket instead")
+        parser.add_argument(
+            "--ping-interval",
+            type=int,
+            default=20,
+            help="seconds of silence before daphne sends a WebSocket protocol ping",
+        )
+        parser.add_argument(
+            "--ping-timeout",
+            type=int,
+            default=30,
+            help="seconds without an answer to the ping before the socket is dropped",
+        )
+        parser.add_argument(
+            "--grace", type=float, default=8.0, help="seconds sockets get to close on SIGTERM"
+        )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="trust X-Forwarded-For / X-Forwarded-Port from a proxy in front",
+        )
+
+    def handle(self, *args, **options):
+        # daphne.server installs Twisted's asyncio reactor: import it first.
+        from daphne.endpoints import build_endpoint_description_strings
+        from twisted.internet import reactor
+
+        ListeningServer = listening_server_class()
+
+        from config.asgi import application
+
+        endpoints = build_endpoint_description_strings(
+            host=None if options["unix_socket"] else options["bind"],
+            port=None if options["unix_socket"] else options["port"],
+            unix_socket=options["unix_socket"],
+        )
+        where = options["unix_socket"] or f"http://{options['bind']}:{options['port']}"
+        max_bytes = settings.REALTIME["MAX_FRAME_BYTES"]
+        server = ListeningServer(
+            application=application,
+            endpoints=endpoints,
+            signal_handlers=False,
+            ping_interval=options["ping_interval"],
+            ping_timeout=options["ping_timeout"],
+            # Sockets live as long as their session; no daphne-imposed lifetime.
+            websocket_timeout=-1,
+            # Frames up to 16x our limit reach the consumer, which closes with 4009;
+            # beyond that autobahn refuses them before buffering more (1009).
+            websocket_max_message_size=max_bytes * 16,
+            websocket_max_frame_size=max_bytes * 16,
+            application_close_timeout=options["grace"] + 2,
+            proxy_forwarded_address_header="X-Forwarded-For" if options["proxy_headers"] else None,
+            proxy_forwarded_port_header="X-Forwarded-Port" if options["proxy_headers"] else None,
+            proxy_forwarded_proto_header="X-Forwarded-Proto" if options["proxy_headers"] else None,
+            ready_callable=lambda: self.stdout.write(f"Serving on {where} (pid {os.getpid()})"),
+            verbosity=1,
+        )
+        shutdown = GracefulShutdown(server, reactor, grace=options["grace"])
+        reactor.callWhenRunning(shutdown.install)
+        server.run()
+
+
+def listening_server_class():
+    from daphne.server import Server
+
+    class ListeningServer(Server):
+        """daphne's Server, keeping its listening ports so they can be closed."""
+
+        def listen_success(self, port):
+            self.ports = [*getattr(self, "ports", []), port]
+            return super().listen_success(port)
+
+    return ListeningServer
+
+
+class GracefulShutdown:
+    """SIGTERM/SIGINT: stop listening, close sockets with 4012, wait, stop."""
+
+    def __init__(self, server, reactor, *, grace: float):
+        self.server = server
+        self.reactor = reactor
+        self.grace = grace
+        self.started = False
+
+    def install(self) -> None:
+        loop = asyncio.get_event_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.begin)
+
+    def begin(self) -> None:
+        if self.started:
+            # A second signal: stop now.
+            self.reactor.stop()
+            return
+        self.started = True
+        logger.info("shutting down: closing sockets with 4012")
+        asyncio.get_event_loop().create_task(self.run())
+
+    async def run(self) -> None:
+        from realtime.delivery import hubs_close_all
+        from realtime.protocol import CLOSE_RESTART
+
+        for port in self.server.ports:
+            port.stopListening()
+        deadline = time.monotonic() + self.grace
+        try:
+            await hubs_close_all(CLOSE_RESTART)
+        except Exception:
+            logger.exception("closing sockets failed")
+        while time.monotonic() < deadline and any(  # noqa: ASYNC110 (polls daphne state)
+            not details.get("disconnected") for details in self.server.connections.values()
+        ):
+            await asyncio.sleep(0.05)
+        self.reactor.stop()

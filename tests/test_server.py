@@ -1,0 +1,129 @@
+"""
+The gateway under real daphne on a real port, with a real WebSocket client:
+session cookie from the login endpoint, Origin header, close codes on the wire.
+"""
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+
+import pytest
+import websockets
+
+from tests.live import HttpSession, receive, receive_until, ws_connect
+
+PASSWORD = "live-pass-123"
+
+
+def signed_up(server) -> HttpSession:
+    return HttpSession(server).signup(f"u{uuid.uuid4().hex[:8]}", PASSWORD)
+
+
+@pytest.fixture
+def alice(daphne_server):
+    session = signed_up(daphne_server)
+    return session, session.user_id
+
+
+@pytest.fixture
+def room_slug(alice):
+    session, _ = alice
+    slug = f"r{uuid.uuid4().hex[:8]}"
+    status, body = session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})
+    assert status == 201, body
+    return slug
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+async def test_foreign_or_missing_origin_gets_http_403(daphne_server, origin):
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(daphne_server.ws_url, origin=origin)
+    assert refused.value.response.status_code == 403
+
+
+async def test_signed_in_client_subscribes_publishes_reconnects_and_recovers(
+    daphne_server, live_database, alice, room_slug
+):
+    session, user_id = alice
+    topic = f"room:{room_slug}"
+    socket_ = await ws_connect(daphne_server, session)
+    assert socket_.subprotocol == "realtime.v1"
+    welcome = await receive(socket_)
+    assert welcome["type"] == "welcome"
+    assert welcome["user"]["id"] == user_id
+    await socket_.send(json.dumps({"type": "subscribe", "topic": topic, "ref": "s"}))
+    assert (await receive(socket_))["offset"] == 0
+    await socket_.send(
+        json.dumps(
+            {"type": "publish", "topic": topic, "data": {"text": "one"}, "ref": "p", "id": "c1"}
+        )
+    )
+    frames = await receive_until(socket_, "ack")
+    assert frames[-1] == {"type": "ack", "topic": topic, "offset": 1, "ref": "p"}
+    assert any(f["type"] == "event" and f["offset"] == 1 for f in frames)
+    await socket_.close()
+
+    # Away: messages arrive over REST from another user.
+    for text in ("two", "three"):
+        status, body = session.request("POST", f"/api/rooms/{room_slug}/messages/", {"text": text})
+        assert status == 201, body
+
+    socket_ = await ws_connect(daphne_server, session)
+    await receive(socket_)
+    await socket_.send(json.dumps({"type": "subscribe", "topic": topic, "since": 1, "ref": "r"}))
+    subscribed = await receive(socket_)
+    assert subscribed == {
+        "type": "subscribed",
+        "topic": topic,
+        "offset": 3,
+        "recovered": True,
+        "ref": "r",
+    }
+    replay = [await receive(socket_) for _ in range(2)]
+    assert [(e["offset"], e["data"]["text"]) for e in replay] == [(2, "two"), (3, "three")]
+    # Resending the first publish with its id is acknowledged with its first offset.
+    await socket_.send(
+        json.dumps(
+            {"type": "publish", "topic": topic, "data": {"text": "one"}, "ref": "again", "id": "c1"}
+        )
+    )
+    ack = (await receive_until(socket_, "ack"))[-1]
+    assert ack["offset"] == 1
+    await socket_.close()
+
+
+async def test_binary_and_oversized_frames_close_with_4003_and_4009(daphne_server, alice):
+    session, _ = alice
+    binary = await ws_connect(daphne_server, session)
+    await receive(binary)
+    await binary.send(b"\x00\x01\x02")
+    with pytest.raises(websockets.ConnectionClosed):
+        await receive(binary)
+    assert binary.close_code == 4003
+
+    big = await ws_connect(daphne_server, session)
+    await receive(big)
+    await big.send(json.dumps({"type": "ping", "pad": "x" * 70000}))
+    with pytest.raises(websockets.ConnectionClosed):
+        await receive(big)
+    assert big.close_code == 4009
+
+
+async def test_sigterm_closes_sockets_with_4012_and_exits_promptly(live_database):
+    from tests.live import LiveServer
+
+    server = LiveServer(live_database).start()
+    session = signed_up(server)
+    sockets = [await ws_connect(server, session) for _ in range(3)]
+    for socket_ in sockets:
+        await receive(socket_)
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    for socket_ in sockets:
+        with pytest.raises(websockets.ConnectionClosed):
+            await receive(socket_, timeout=10)
+        assert socket_.close_code == 4012
+    assert await asyncio.to_thread(server.wait, 12) == 0
+    assert time.monotonic() - started < 10
