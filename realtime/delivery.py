@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 CONTROL_GROUP = "realtime.control"
 DASHBOARD_TOPIC = "dashboard"
 GAP_WAIT_SECONDS = 0.15
+SWEEP_SECONDS = 3.0
 
 
 class LocalConnection(Protocol):
@@ -69,6 +70,7 @@ class Hub:
         self.routes: dict[str, TopicRoute] = {}
         self.connections: dict[str, LocalConnection] = {}
         self.reader: asyncio.Task | None = None
+        self.sweeper: asyncio.Task | None = None
         self.ready = asyncio.Lock()
         self.tickers: dict[str, asyncio.Task] = {}
         # Worst publish-to-write delay seen since the last dashboard tick.
@@ -82,6 +84,7 @@ class Hub:
                 self.channel = await self.layer.new_channel(prefix="hub.")
                 await self.layer.group_add(CONTROL_GROUP, self.channel)
                 self.reader = asyncio.get_running_loop().create_task(self.read())
+                self.sweeper = asyncio.get_running_loop().create_task(self.sweep())
         self.connections[connection.connection_id] = connection
 
     async def detach(self, connection: LocalConnection) -> None:
@@ -104,6 +107,7 @@ class Hub:
             self.routes.clear()
             self.reader.cancel()
             self.reader = None
+            self.sweeper.cancel()
             try:
                 await self.layer.group_discard(CONTROL_GROUP, self.channel)
             except Exception:
@@ -216,6 +220,29 @@ class Hub:
         if route.gap_task is None or route.gap_task.done():
             route.gap_task = asyncio.get_running_loop().create_task(self.fill_gap(route))
 
+    async def sweep(self) -> None:
+        """
+        Now and then, compare each topic's delivered offset with the database: a
+        publication whose broadcast was lost (Redis down, a full channel) with no
+        later event to reveal the gap is delivered here.
+        """
+        from realtime.publishing import topic_offsets
+
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            routes = {t: r for t, r in self.routes.items() if r.delivered is not None}
+            if not routes:
+                continue
+            try:
+                latest = await database_sync_to_async(topic_offsets)(list(routes))
+                for topic, offset in latest.items():
+                    route = routes[topic]
+                    if offset > route.delivered and self.routes.get(topic) is route:
+                        await self.fill_missing(route, offset + 1)
+                        await self.drain(route)
+            except Exception:
+                logger.warning("delivery sweep failed", exc_info=True)
+
     async def drain(self, route: TopicRoute) -> None:
         while route.delivered is not None and route.delivered + 1 in route.ahead:
             offset = route.delivered + 1
@@ -225,7 +252,12 @@ class Hub:
         """Wait for stragglers, then read what is still missing from the database."""
         await asyncio.sleep(GAP_WAIT_SECONDS)
         while route.ahead and self.routes.get(route.topic) is route:
-            first_ahead = min(route.ahead)
+            await self.fill_missing(route, min(route.ahead))
+            await self.drain(route)
+
+    async def fill_missing(self, route: TopicRoute, first_ahead: int) -> None:
+        """Deliver the stored events between what was delivered and `first_ahead`."""
+        if route.delivered < first_ahead - 1:
             missing = await database_sync_to_async(events_between)(
                 route.topic, route.delivered, first_ahead
             )
@@ -238,7 +270,6 @@ class Hub:
                     "%s: offsets %s..%s unavailable", route.topic, route.delivered + 1, first_ahead
                 )
                 route.delivered = first_ahead - 1
-            await self.drain(route)
 
     async def fan_out(self, route: TopicRoute, offset: int | None, text: str) -> None:
         if offset is not None:

@@ -145,6 +145,14 @@ def topic_offset(topic: str) -> int:
     return row.first() or 0
 
 
+def topic_offsets(topics: list[str]) -> dict[str, int]:
+    """The latest offset of each of `topics` (0 for those without events), in one query."""
+    from realtime.models import TopicSequence
+
+    found = dict(TopicSequence.objects.filter(topic__in=topics).values_list("topic", "last_offset"))
+    return {topic: found.get(topic, 0) for topic in topics}
+
+
 def events_since(topic: str, since: int) -> tuple[list[dict], bool]:
     """
     The retained events after offset `since` as event frames, and whether that

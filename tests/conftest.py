@@ -51,7 +51,12 @@ def require_chromium():
 @pytest.fixture(autouse=True)
 def in_memory_channel_layer(settings):
     """Unit and consumer tests run on the in-process layer; Redis tests pick Redis explicitly."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 10_000},
+        }
+    }
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()

@@ -724,3 +724,17 @@ async def test_another_staff_user_can_see_private_rooms(private_room):
     ack = await client.request(say("staff visit", topic="room:secret"))
     assert ack["type"] == "ack"
     await client.close()
+
+
+async def test_a_lost_last_event_is_delivered_by_the_sweep(user, room, monkeypatch):
+    from realtime import delivery, publishing
+
+    monkeypatch.setattr(delivery, "SWEEP_SECONDS", 0.2)
+    client = await connect(user)
+    await client.join("room:general")
+    # Its broadcast never reaches the layer, and no later event reveals the gap.
+    monkeypatch.setattr(publishing, "broadcast", lambda publication: None)
+    await sync_to_async(message_create)(room=room, author=user, text="lost at the tail")
+    event = await client.receive(timeout=3)
+    assert (event["offset"], event["data"]["text"]) == (1, "lost at the tail")
+    await client.close()

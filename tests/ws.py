@@ -36,7 +36,7 @@ class Client:
         await self.communicator.send_to(text_data=json.dumps(frame))
 
     async def send_text(self, text: str) -> None:
-        await self.communicator.send_to(text_data=text)
+        await self.communicator.send_input({"type": "websocket.receive", "text": text})
 
     async def receive(self, timeout: float = 2) -> dict:
         output = await self.communicator.receive_output(timeout)
