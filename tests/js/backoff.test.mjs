@@ -67,7 +67,7 @@ test("the first retry with default options waits up to 0.5 s, and retryAt says w
 
 test("a connection that stays up for minUptime starts the backoff over", async (t) => {
   const server = await startServer(t);
-  const client = makeClient(t, server.url, { baseDelay: 10, maxDelay: 1000, minUptime: 60, random: () => 1 });
+  const client = makeClient(t, server.url, { baseDelay: 10, maxDelay: 1000, minUptime: 400, random: () => 1 });
   const states = recordStates(client);
   // Three quick drops: the backoff grows.
   for (let n = 1; n <= 3; n++) {
@@ -78,7 +78,7 @@ test("a connection that stays up for minUptime starts the backoff over", async (
   assert.deepEqual(reconnectDelays(states), [10, 20, 40]);
   // A connection that lasted longer than minUptime: back to the first delay.
   await waitFor(() => server.connections.length === 4 && client.state === "open");
-  await new Promise((resolve) => setTimeout(resolve, 80));
+  await new Promise((resolve) => setTimeout(resolve, 450));
   server.closeAll(1011);
   await waitFor(() => reconnectDelays(states).length === 4);
   assert.equal(reconnectDelays(states)[3], 10);

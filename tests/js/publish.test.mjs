@@ -86,9 +86,9 @@ test("publishes made while offline are queued and sent after the resubscriptions
 
 test("a queued publish does not time out while it waits for the connection", async (t) => {
   const port = await freePort();
-  const client = makeClient(t, `ws://127.0.0.1:${port}/ws/`, { publishTimeout: 40, maxDelay: 20 });
+  const client = makeClient(t, `ws://127.0.0.1:${port}/ws/`, { publishTimeout: 150, maxDelay: 20 });
   const pending = client.publish("room:a", { text: "patient" });
-  await sleep(150); // several publishTimeouts while offline
+  await sleep(400); // more than two publishTimeouts while offline
   await startServer(t, {}, port);
   assert.deepEqual(await pending, { topic: "room:a", offset: 1 });
 });
@@ -145,12 +145,12 @@ test("a publish sent while open keeps waiting across a reconnect without timing 
   const port = server.port;
   let swallow = true;
   server.intercept = (conn, frame) => frame.type === "publish" && swallow;
-  const client = makeClient(t, server.url, { publishTimeout: 120, maxDelay: 20 });
+  const client = makeClient(t, server.url, { publishTimeout: 200, maxDelay: 20 });
   await waitFor(() => client.state === "open");
   const pending = client.publish("room:a", { text: "in flight" });
   await waitFor(() => server.framesOf("publish").length === 1);
   await server.stop(); // dropped before the ack
-  await sleep(200); // longer than publishTimeout, but offline
+  await sleep(350); // longer than publishTimeout, but offline
   swallow = false;
   await server.start(port);
   assert.deepEqual(await pending, { topic: "room:a", offset: 1 });

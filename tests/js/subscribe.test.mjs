@@ -168,7 +168,6 @@ test("on reconnect every topic is resubscribed with since = the last offset seen
   assert.equal(dash.offset, null);
 
   server.closeAll(1011);
-  await waitFor(() => client.state !== "open");
   server.store("room:a", { n: 4 }); // published during the outage
   server.store("room:a", { n: 5 });
   await waitFor(() => server.connections.length === 2 && client.state === "open");
