@@ -66,7 +66,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # ------------------------------------------------------------------------------
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
+# core (channels_redis.core.RedisChannelLayer) or pubsub (the default, by measurement).
+REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
+if REDIS_URL and REDIS_CHANNEL_LAYER == "core":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+                "capacity": 10_000,
+                "prefix": env.str("REALTIME_REDIS_PREFIX", default="rt:") + "asgi",
+            },
+        }
+    }
+elif REDIS_URL:
     # Pub/sub layer chosen by measurement (docs/performance.md); socket_timeout
     # above the layer's blocking read and a large pool, see docs/deployment.md.
     CHANNEL_LAYERS = {
@@ -81,6 +94,7 @@ if REDIS_URL:
                         "health_check_interval": 10,
                     }
                 ],
+                "prefix": env.str("REALTIME_REDIS_PREFIX", default="rt:") + "asgi",
             },
         }
     }
@@ -264,6 +278,12 @@ REALTIME = {
     # Events queued for one socket before it is shed with 4008.
     "MAX_BACKLOG": env.int("REALTIME_MAX_BACKLOG", default=1000),
     "DASHBOARD_INTERVAL_SECONDS": 1.0,
+    # Where the live state shared by processes (connections, presence) lives.
+    "STATE_BACKEND": "redis" if REDIS_URL else "local",
+    "REDIS_PREFIX": env.str("REALTIME_REDIS_PREFIX", default="rt:"),
+    # A process that has not renewed its key for this long is dead: survivors
+    # remove its connections and presence (it renews every sixth of it).
+    "ALIVE_SECONDS": env.int("REALTIME_ALIVE_SECONDS", default=30),
     # Origins allowed at the handshake besides ALLOWED_HOSTS (full origins).
     "ALLOWED_ORIGINS": env.list("REALTIME_ALLOWED_ORIGINS", default=[]),
 }

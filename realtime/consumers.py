@@ -78,14 +78,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.accept(subprotocol=subprotocol)
         await self.hub.attach(self)
         self.user_brief = user_brief(self.user) if self.user.is_authenticated else None
-        connections.connection_register(
+        self.entry = connections.new_entry(
             connection_id=self.connection_id,
             user_id=self.user_brief and self.user_brief["id"],
             username=self.user_brief and self.user_brief["username"],
             connected_since=protocol.now_iso(),
-            client=":".join(map(str, self.scope.get("client") or [])) or None,
+            client_address=":".join(map(str, self.scope.get("client") or [])) or None,
             user_agent=self.header("user-agent"),
         )
+        await self.live_state(connections.get_registry().register(self.entry))
         await self.send_frame(
             protocol.welcome_frame(
                 connection_id=self.connection_id,
@@ -116,7 +117,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         for name in list(self.subscriptions):
             await self.drop_subscription(name)
-        connections.connection_unregister(self.connection_id)
+        await self.live_state(connections.get_registry().unregister(self.connection_id))
         await self.hub.detach(self)
 
     # Inbound ------------------------------------------------------------------
@@ -206,7 +207,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         self.subscriptions[topic.name] = subscription
         if renewing is None:
             await self.hub.join(topic.name, self, history=topic.history)
-            connections.connection_topics_set(self.connection_id, set(self.subscriptions))
+            await self.topics_changed()
         offset, replay, recovered = await database_sync_to_async(subscription_catch_up)(
             topic=topic, since=request.since
         )
@@ -227,11 +228,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         for held_offset, text in held:
             await self.offer_event(topic.name, held_offset, text)
         if topic.presence and self.user_brief and renewing is None:
-            if await get_presence().join(topic.name, self.user_brief, self.connection_id):
+            first = await self.live_state(
+                get_presence().join(topic.name, self.user_brief, self.connection_id)
+            )
+            if first:
                 await self.presence_changed(topic.name, joins=[self.user_brief], leaves=[])
         if topic.presence:
-            users = await get_presence().members(topic.name)
-            await self.send_frame(protocol.presence_state_frame(topic.name, users))
+            users = await self.live_state(get_presence().members(topic.name))
+            if users is not None:
+                await self.send_frame(protocol.presence_state_frame(topic.name, users))
 
     async def unsubscribe(self, request: Request) -> None:
         name = request.topic
@@ -248,10 +253,25 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.hub.leave(name, self)
         if not self.closing:
-            connections.connection_topics_set(self.connection_id, set(self.subscriptions))
+            await self.topics_changed()
         if subscription.topic.presence and self.user_brief:
-            if await get_presence().leave(name, self.user_brief["id"], self.connection_id):
+            last = await self.live_state(
+                get_presence().leave(name, self.user_brief["id"], self.connection_id)
+            )
+            if last:
                 await self.presence_changed(name, joins=[], leaves=[self.user_brief])
+
+    async def topics_changed(self) -> None:
+        self.entry["topics"] = set(self.subscriptions)
+        await self.live_state(connections.get_registry().update(self.connection_id))
+
+    async def live_state(self, operation):
+        """Await a registry or presence operation; a Redis outage must not end the socket."""
+        try:
+            return await operation
+        except Exception:
+            logger.warning("live state unavailable (Redis down?)", exc_info=True)
+            return None
 
     async def presence_changed(self, topic: str, *, joins: list, leaves: list) -> None:
         from realtime.delivery import send_topic_frame

@@ -27,6 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime import protocol
+from realtime.connections import keep_registry
 from realtime.publishing import event_frame, events_between, group_name
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Hub:
         self.connections: dict[str, LocalConnection] = {}
         self.reader: asyncio.Task | None = None
         self.sweeper: asyncio.Task | None = None
+        self.keeper: asyncio.Task | None = None
         self.ready = asyncio.Lock()
         self.tickers: dict[str, asyncio.Task] = {}
         # Worst publish-to-write delay seen since the last dashboard tick.
@@ -85,6 +87,7 @@ class Hub:
                 await self.layer.group_add(CONTROL_GROUP, self.channel)
                 self.reader = asyncio.get_running_loop().create_task(self.read())
                 self.sweeper = asyncio.get_running_loop().create_task(self.sweep())
+                self.keeper = asyncio.get_running_loop().create_task(keep_registry())
         self.connections[connection.connection_id] = connection
 
     async def detach(self, connection: LocalConnection) -> None:
@@ -108,6 +111,7 @@ class Hub:
             self.reader.cancel()
             self.reader = None
             self.sweeper.cancel()
+            self.keeper.cancel()
             try:
                 await self.layer.group_discard(CONTROL_GROUP, self.channel)
             except Exception:

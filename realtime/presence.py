@@ -1,11 +1,15 @@
 """
 Presence: which users are on a topic. A user joins with their first socket and
-leaves with their last one, however many tabs they have open.
+leaves with their last one, however many tabs (and server processes) they use.
 
-This store is the process's own (the in-process default: one server process).
+Two stores with one interface: `LocalPresence` for one process (the default),
+`RedisPresence` shared by every process when REDIS_URL is set.
 """
 
+import json
 from collections import defaultdict
+
+from realtime.redis_state import client, key, redis_enabled
 
 
 class LocalPresence:
@@ -42,8 +46,63 @@ class LocalPresence:
         return sorted((brief for brief, _ in users.values()), key=lambda u: u["username"])
 
 
-_presence = LocalPresence()
+# Fields are "<user id>|<connection id>"; the scripts count a user's fields atomically.
+JOIN_SCRIPT = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #ARGV[3]) == ARGV[3] then n = n + 1 end
+end
+return n
+"""
+LEAVE_SCRIPT = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if removed == 0 then return -1 end
+local n = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #ARGV[2]) == ARGV[2] then n = n + 1 end
+end
+return n
+"""
 
 
-def get_presence() -> LocalPresence:
-    return _presence
+class RedisPresence:
+    """Presence in a Redis hash per topic, the same answer on every process."""
+
+    async def join(self, topic: str, user: dict, connection_id: str) -> bool:
+        count = await client().eval(
+            JOIN_SCRIPT,
+            1,
+            key("presence", topic),
+            f"{user['id']}|{connection_id}",
+            json.dumps(user),
+            f"{user['id']}|",
+        )
+        return count == 1
+
+    async def leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+        remaining = await client().eval(
+            LEAVE_SCRIPT, 1, key("presence", topic), f"{user_id}|{connection_id}", f"{user_id}|"
+        )
+        return remaining == 0
+
+    async def restore(self, topic: str, user: dict, connection_id: str) -> None:
+        """Re-record a socket after Redis lost its data (no diff is sent)."""
+        await client().hset(
+            key("presence", topic), f"{user['id']}|{connection_id}", json.dumps(user)
+        )
+
+    async def members(self, topic: str) -> list[dict]:
+        briefs = {}
+        for value in await client().hvals(key("presence", topic)):
+            brief = json.loads(value)
+            briefs[brief["id"]] = brief
+        return sorted(briefs.values(), key=lambda u: u["username"])
+
+
+_local = LocalPresence()
+_redis = RedisPresence()
+
+
+def get_presence() -> LocalPresence | RedisPresence:
+    return _redis if redis_enabled() else _local

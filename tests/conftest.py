@@ -57,11 +57,27 @@ def in_memory_channel_layer(settings):
             "CONFIG": {"capacity": 10_000},
         }
     }
+    settings.REALTIME = {**settings.REALTIME, "STATE_BACKEND": "local"}
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def redis_prefix(require_redis):
+    """A key prefix of this test's own on the real Redis; its keys are removed afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"rt-test-{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    connection = redis.Redis.from_url(require_redis)
+    for stale in connection.scan_iter(f"{prefix}*"):
+        connection.delete(stale)
+    connection.close()
 
 
 @pytest.fixture
@@ -110,3 +126,19 @@ def daphne_server(live_database):
     server = LiveServer(live_database).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_cluster(live_database, require_redis, redis_prefix):
+    """Two daphne processes sharing PostgreSQL (when configured) and Redis."""
+    from tests.live import LiveServer
+
+    servers = [
+        LiveServer(live_database, redis_url=require_redis, REALTIME_REDIS_PREFIX=redis_prefix)
+        for _ in range(2)
+    ]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()

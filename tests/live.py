@@ -161,6 +161,8 @@ class HttpSession:
         self.server = server
         self.jar = CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.user_id: int | None = None
+        self.username: str | None = None
 
     def cookie(self, name: str) -> str | None:
         return next((c.value for c in self.jar if c.name == name), None)
@@ -191,6 +193,7 @@ class HttpSession:
             "POST", "/api/auth/login/", {"username": username, "password": password}
         )
         assert status == 200, body
+        self.user_id, self.username = self.request("GET", "/api/me/")[1]["id"], username
         return self
 
     def signup(self, username: str, password: str) -> "HttpSession":
@@ -213,7 +216,7 @@ class HttpSession:
             response.read()
         status, me = self.request("GET", "/api/me/")
         assert status == 200 and me["username"] == username, (status, me)
-        self.user_id = me["id"]
+        self.user_id, self.username = me["id"], username
         return self
 
     def cookie_header(self) -> str:

@@ -630,7 +630,7 @@ async def test_member_removed_from_private_room_gets_no_further_events(
 async def test_admin_disconnect_closes_that_socket_with_4000_only(user, other_user):
     target = await connect(user)
     bystander = await connect(other_user)
-    live = {c["connection_id"]: c for c in connections_list()}
+    live = {c["connection_id"]: c for c in await sync_to_async(connections_list)()}
     assert live[target.welcome["connection_id"]]["username"] == user.username
     found = await sync_to_async(connection_disconnect)(target.welcome["connection_id"])
     assert found is True

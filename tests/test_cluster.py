@@ -1,0 +1,293 @@
+"""
+Several daphne processes on Redis behave as one server: delivery, presence,
+the connection registry, session-bound sockets, restarts and crashes.
+"""
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+import websockets
+
+from tests.live import HttpSession, LiveServer, free_port, receive, receive_until, ws_connect
+
+PASSWORD = "cluster-pass-123"
+
+
+def signed_up(server) -> HttpSession:
+    return HttpSession(server).signup(f"c{uuid.uuid4().hex[:8]}", PASSWORD)
+
+
+def same_session_on(server, session: HttpSession) -> HttpSession:
+    """The same browser session, talking to another process."""
+    other = HttpSession(server)
+    other.jar, other.opener = session.jar, session.opener
+    other.user_id, other.username = session.user_id, session.username
+    return other
+
+
+async def joined(server, session, topic) -> websockets.ClientConnection:
+    socket_ = await ws_connect(server, session)
+    await receive(socket_)
+    await socket_.send(json.dumps({"type": "subscribe", "topic": topic, "ref": "s"}))
+    await receive_until(socket_, "presence_state" if topic.startswith("room:") else "subscribed")
+    return socket_
+
+
+def new_room(session) -> str:
+    slug = f"r{uuid.uuid4().hex[:8]}"
+    status, body = session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})
+    assert status == 201, body
+    return slug
+
+
+async def wait_for(predicate, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+async def test_publish_on_one_process_reaches_the_other_with_the_same_offsets(redis_cluster):
+    a, b = redis_cluster
+    alice = signed_up(a)
+    bob = same_session_on(b, signed_up(a))
+    slug = new_room(alice)
+    topic = f"room:{slug}"
+    on_a = await joined(a, alice, topic)
+    on_b = await joined(b, bob, topic)
+    for i in range(5):
+        await on_a.send(json.dumps({"type": "publish", "topic": topic, "data": {"text": f"m{i}"}}))
+    for socket_ in (on_a, on_b):
+        events = []
+        while len(events) < 5:
+            frame = await receive(socket_)
+            if frame["type"] == "event":
+                events.append((frame["offset"], frame["data"]["text"]))
+        assert events == [(i + 1, f"m{i}") for i in range(5)]
+    await on_a.close()
+    await on_b.close()
+
+
+async def test_presence_and_connections_agree_on_both_processes(redis_cluster, live_database):
+    a, b = redis_cluster
+    staff_name = f"s{uuid.uuid4().hex[:8]}"
+    live_database.create_user(staff_name, PASSWORD, staff=True)
+    admin = HttpSession(a).login(staff_name, PASSWORD)
+    alice = signed_up(a)
+    bob_on_b = same_session_on(b, signed_up(b))
+    slug = new_room(alice)
+    topic = f"room:{slug}"
+    on_a = await joined(a, alice, topic)
+    on_b = await ws_connect(b, bob_on_b)
+    await receive(on_b)
+    await on_b.send(json.dumps({"type": "subscribe", "topic": topic}))
+    state = (await receive_until(on_b, "presence_state"))[-1]
+    assert {u["username"] for u in state["users"]} == {alice.username, bob_on_b.username}
+    diff = await receive(on_a)
+    assert diff["type"] == "presence_diff" and len(diff["joins"]) == 1
+
+    def listing(server):
+        session = same_session_on(server, admin)
+        status, body = session.request("GET", "/api/connections/")
+        assert status == 200, body
+        return sorted((c["connection_id"], c["server"], tuple(c["topics"])) for c in body)
+
+    on_a_list, on_b_list = listing(a), listing(b)
+    assert on_a_list == on_b_list
+    assert len(on_a_list) == 2
+    assert len({server for _, server, _ in on_a_list}) == 2
+    assert all(topics == (topic,) for _, _, topics in on_a_list)
+    await on_a.close()
+    await on_b.close()
+
+
+async def test_sigterm_sends_4012_and_presence_leaves_while_the_other_process_serves(
+    live_database, require_redis, redis_prefix
+):
+    servers = [
+        LiveServer(live_database, redis_url=require_redis, REALTIME_REDIS_PREFIX=redis_prefix)
+        for _ in range(2)
+    ]
+    a, b = (server.start() for server in servers)
+    try:
+        alice = signed_up(a)
+        bob = same_session_on(b, signed_up(b))
+        topic = f"room:{new_room(alice)}"
+        on_a = await joined(a, alice, topic)
+        on_b = await joined(b, bob, topic)
+        await receive_until(on_a, "presence_diff")
+        a.signal(signal.SIGTERM)
+        with pytest.raises(websockets.ConnectionClosed):
+            await receive(on_a, timeout=10)
+        assert on_a.close_code == 4012
+        diff = await receive(on_b, timeout=10)
+        assert diff["type"] == "presence_diff" and diff["leaves"] and not diff["joins"]
+        assert await asyncio.to_thread(a.wait, 12) == 0
+        await on_b.send(json.dumps({"type": "publish", "topic": topic, "data": {"text": "on"}}))
+        frames = await receive_until(on_b, "ack")
+        assert frames[-1]["offset"] == 1
+        await on_b.close()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_sigkill_leaves_no_ghost_connections_or_presence_within_60_s(
+    live_database, require_redis, redis_prefix
+):
+    env = {"REALTIME_REDIS_PREFIX": redis_prefix, "REALTIME_ALIVE_SECONDS": "12"}
+    a = LiveServer(live_database, redis_url=require_redis, **env).start()
+    b = LiveServer(live_database, redis_url=require_redis, **env).start()
+    try:
+        alice = signed_up(a)
+        bob = same_session_on(b, signed_up(b))
+        topic = f"room:{new_room(alice)}"
+        on_a = await joined(a, alice, topic)
+        on_b = await joined(b, bob, topic)
+        await receive_until(on_a, "presence_diff")
+        a.signal(signal.SIGKILL)
+        a.wait(5)
+        started = time.monotonic()
+        diff = await receive(on_b, timeout=60)
+        assert diff["type"] == "presence_diff" and diff["leaves"], diff
+        assert time.monotonic() - started < 60
+        await on_b.send(json.dumps({"type": "subscribe", "topic": topic}))
+        state = (await receive_until(on_b, "presence_state"))[-1]
+        assert [u["username"] for u in state["users"]] == [bob.username]
+        await on_a.close()
+        await on_b.close()
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_logout_on_one_process_closes_the_socket_on_the_other_with_4401(redis_cluster):
+    a, b = redis_cluster
+    alice = signed_up(a)
+    on_b = await ws_connect(b, same_session_on(b, alice))
+    await receive(on_b)
+    started = time.monotonic()
+    status, _ = alice.request("POST", "/api/auth/logout/")
+    assert status == 200
+    with pytest.raises(websockets.ConnectionClosed):
+        await receive(on_b, timeout=6)
+    assert on_b.close_code == 4401
+    assert time.monotonic() - started < 5
+
+
+async def test_deactivating_a_user_from_a_shell_closes_their_sockets_with_4401(
+    redis_cluster, live_database, require_redis, redis_prefix
+):
+    a, b = redis_cluster
+    alice = signed_up(a)
+    sockets = [await ws_connect(server, same_session_on(server, alice)) for server in (a, b)]
+    for socket_ in sockets:
+        await receive(socket_)
+    user_id = alice.user_id
+    started = time.monotonic()
+    await asyncio.to_thread(
+        live_database.manage,
+        "shell",
+        "-c",
+        "from realtime.models import User;"
+        f"u=User.objects.get(pk={user_id}); u.is_active=False; u.save()",
+        REDIS_URL=require_redis,
+        REALTIME_REDIS_PREFIX=redis_prefix,
+    )
+    for socket_ in sockets:
+        with pytest.raises(websockets.ConnectionClosed):
+            await receive(socket_, timeout=6)
+        assert socket_.close_code == 4401
+    assert time.monotonic() - started < 5 + 3  # the shell itself takes a moment to start
+
+
+class RedisProcess:
+    """A Redis server of this test's own, to stop and start."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(50):
+            if (
+                subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+                ).stdout.strip()
+                == "PONG"
+            ):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+async def test_redis_restart_keeps_sockets_open_and_recovers_missed_events(
+    live_database, require_redis
+):
+    redis = RedisProcess().start()
+    servers = [LiveServer(live_database, redis_url=redis.url) for _ in range(2)]
+    a, b = (server.start() for server in servers)
+    try:
+        alice = signed_up(a)
+        bob = same_session_on(b, signed_up(b))
+        topic = f"room:{new_room(alice)}"
+        on_a = await joined(a, alice, topic)
+        on_b = await joined(b, bob, topic)
+        redis.stop()
+        # Published while Redis is down: stored, broadcast lost.
+        status, body = alice.request(
+            "POST", f"/api/rooms/{topic.split(':')[1]}/messages/", {"text": "during outage"}
+        )
+        assert status == 201, body
+        await asyncio.sleep(2)
+        redis.start()
+        await asyncio.sleep(2)
+        status, body = alice.request(
+            "POST", f"/api/rooms/{topic.split(':')[1]}/messages/", {"text": "after outage"}
+        )
+        assert status == 201, body
+        for socket_ in (on_a, on_b):
+            events = []
+            while len(events) < 2:
+                frame = await receive(socket_, timeout=15)
+                if frame["type"] == "event":
+                    events.append((frame["offset"], frame["data"]["text"]))
+            assert events == [(1, "during outage"), (2, "after outage")]
+            await socket_.send(json.dumps({"type": "ping", "ref": "alive"}))
+            assert (await receive_until(socket_, "pong"))[-1]["ref"] == "alive"
+            await socket_.close()
+    finally:
+        for server in servers:
+            server.stop()
+        redis.stop()
