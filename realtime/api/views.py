@@ -39,7 +39,7 @@ from realtime.api.serializers import (
     UserBriefSerializer,
 )
 from realtime.connections import connection_disconnect, connections_list
-from realtime.models import Message, Notification, Room
+from realtime.models import SLUG_PATTERN, Message, Notification, Room
 from realtime.publishing import publish
 from realtime.topics import parse_topic, rooms_visible_to
 
@@ -50,7 +50,9 @@ ERRORS = {
     ),
     404: OpenApiResponse(DetailSerializer, description="No such object, or one you may not see."),
 }
-SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The room's slug.")
+SLUG = OpenApiParameter(
+    "slug", str, OpenApiParameter.PATH, description="The room's slug.", pattern=rf"^{SLUG_PATTERN}$"
+)
 
 # Topic families that POST /api/publish/ accepts, and whether the caller is the
 # publisher (True) or the server publishes on its behalf (False).
