@@ -41,15 +41,87 @@ test("publish rejects with the code and message of the error frame", async (t) =
   assert.deepEqual(await client.publish("room:a", { text: "fine" }), { topic: "room:a", offset: 1 });
 });
 
-test("a rate limited publish rejects with retryAfterMs", async (t) => {
+test("a publish dropped as rate limited is sent again after retry_after_ms with the same id", async (t) => {
   const server = await startServer(t);
+  let refusals = 2;
   server.intercept = (conn, frame) => {
-    if (frame.type !== "publish") return false;
-    server.send(conn, { type: "error", code: "rate_limited", message: "Slow down.", ref: frame.ref, retry_after_ms: 250 });
+    if (frame.type !== "publish" || refusals === 0) return false;
+    refusals -= 1;
+    server.send(conn, { type: "error", code: "rate_limited", message: "Slow down.", ref: frame.ref, retry_after_ms: 20 });
     return true;
   };
   const client = makeClient(t, server.url);
-  await assert.rejects(client.publish("room:a", { text: "x" }), { code: "rate_limited", retryAfterMs: 250 });
+  assert.deepEqual(await client.publish("room:a", { text: "x" }), { topic: "room:a", offset: 1 });
+  const frames = server.framesOf("publish");
+  assert.equal(frames.length, 3);
+  assert.equal(new Set(frames.map((f) => f.id)).size, 1);
+  assert.equal(server.topic("room:a").events.length, 1);
+});
+
+test("a publish still rate limited after five resends rejects with rate_limited and retryAfterMs", async (t) => {
+  const server = await startServer(t);
+  server.intercept = (conn, frame) => {
+    if (frame.type !== "publish") return false;
+    server.send(conn, { type: "error", code: "rate_limited", message: "Slow down.", ref: frame.ref, retry_after_ms: 5 });
+    return true;
+  };
+  const client = makeClient(t, server.url);
+  await assert.rejects(client.publish("room:a", { text: "x" }), { code: "rate_limited", retryAfterMs: 5 });
+  assert.equal(server.framesOf("publish").length, 6);
+});
+
+test("an offline queue longer than the server's burst gets through after a reconnect", async (t) => {
+  const port = await freePort();
+  // A burst larger than this server allows: the last ones are refused, then sent again.
+  const client = makeClient(t, `ws://127.0.0.1:${port}/ws/`, { maxDelay: 20, publishBurst: 35, publishRate: 50 });
+  const queued = Array.from({ length: 40 }, (_, n) => client.publish("room:a", { text: `m${n}` }));
+  const server = await startServer(t, {}, port);
+  // The server's limit: bursts of 30, then 100 a second.
+  let tokens = 30;
+  let at = Date.now();
+  server.intercept = (conn, frame) => {
+    tokens = Math.min(30, tokens + ((Date.now() - at) * 100) / 1000);
+    at = Date.now();
+    if (tokens >= 1) {
+      tokens -= 1;
+      return false;
+    }
+    server.send(conn, { type: "error", code: "rate_limited", message: "Slow down.", ref: frame.ref, retry_after_ms: 10 });
+    return true;
+  };
+  const acks = await Promise.all(queued);
+  // Each stored once (a refused one may land after later ones that got through).
+  assert.deepEqual(acks.map((ack) => ack.offset).sort((a, b) => a - b), Array.from({ length: 40 }, (_, n) => n + 1));
+  const texts = server.topic("room:a").events.map((e) => e.data.text);
+  assert.deepEqual([...texts].sort(), Array.from({ length: 40 }, (_, n) => `m${n}`).sort());
+  assert.ok(server.framesOf("publish").length > 40, "some were refused and sent again");
+});
+
+test("publishes past publishBurst are paced at publishRate, in order", async (t) => {
+  const server = await startServer(t);
+  const arrivals = [];
+  server.intercept = (conn, frame) => {
+    if (frame.type === "publish") arrivals.push([Date.now(), frame.data.text]);
+    return false;
+  };
+  const client = makeClient(t, server.url, { publishBurst: 2, publishRate: 40 });
+  await waitFor(() => client.state === "open");
+  const acks = await Promise.all(["1", "2", "3", "4", "5"].map((text) => client.publish("room:a", { text })));
+  assert.deepEqual(acks.map((ack) => ack.offset), [1, 2, 3, 4, 5]);
+  assert.deepEqual(arrivals.map(([, text]) => text), ["1", "2", "3", "4", "5"]);
+  const spread = arrivals[4][0] - arrivals[0][0];
+  assert.ok(spread >= 60, `three paced publishes at 40/s took ${spread} ms`);
+});
+
+test("the default pace sends a burst of 20 at once", async (t) => {
+  const server = await startServer(t);
+  const client = makeClient(t, server.url);
+  await waitFor(() => client.state === "open");
+  const pending = Array.from({ length: 21 }, (_, n) => client.publish("room:a", { text: `m${n}` }));
+  await waitFor(() => server.framesOf("publish").length === 20);
+  await sleep(30);
+  assert.equal(server.framesOf("publish").length, 20, "the 21st waits its turn (0.1 s)");
+  await Promise.all(pending);
 });
 
 test("a publish without an answer rejects with timeout after publishTimeout", async (t) => {

@@ -96,6 +96,9 @@
  * @property {number|null} [heartbeatMs] ping interval; null: `welcome.heartbeat` seconds (25 s until welcome)
  * @property {number} [publishTimeout]   a sent publish without ack or error by then rejects with code `timeout` (10000)
  * @property {number} [maxQueue]         publishes kept while not connected; more reject with `queue_full` (100)
+ * @property {number} [publishBurst]     publishes sent back to back before pacing starts (20)
+ * @property {number} [publishRate]      publishes per second once the burst is spent (10); both stay
+ *                                       under the server's default limit (bursts of 30, 15 a second)
  * @property {() => number} [random]     source of jitter in [0, 1) (Math.random)
  * @property {boolean} [debug]           log state changes and frames with console.debug (false)
  * @property {any} [WebSocket]           WebSocket constructor (the global `WebSocket`)
@@ -117,12 +120,16 @@ const DEFAULTS = Object.freeze({
   heartbeatMs: null,
   publishTimeout: 10_000,
   maxQueue: 100,
+  publishBurst: 20,
+  publishRate: 10,
   random: Math.random,
   debug: false,
   WebSocket: null,
 });
 
 const DEFAULT_HEARTBEAT_MS = 25_000;
+/** A publish dropped with `rate_limited` is sent again this many times before it rejects. */
+const MAX_RATE_LIMITED_RETRIES = 5;
 const MAX_FRAME_BYTES = 65_536;
 
 /**
@@ -255,6 +262,7 @@ function resolveUrl(url) {
  * @property {Record<string, any>} data
  * @property {string|null} ref  ref of the send on this connection, null while queued
  * @property {any} timer
+ * @property {number} retries   times it was sent again after `rate_limited`
  * @property {(value: {topic: string, offset: number|null}) => void} resolve
  * @property {(err: RealtimeError) => void} reject
  */
@@ -389,6 +397,11 @@ export class RealtimeClient extends EventTarget {
   #pending = new Map();
   /** @type {OutboxEntry[]} publishes not yet acked, in order */
   #outbox = [];
+  /** @type {any} */
+  #pumpTimer = null;
+  #tokens = 0;
+  #tokensAt = 0;
+  #blockedUntil = 0;
   /** @type {Set<any>} timers that die with the connection */
   #connectionTimers = new Set();
   #onOnline = () => this.#wake("online");
@@ -409,11 +422,11 @@ export class RealtimeClient extends EventTarget {
     this.#opts = /** @type {Required<RealtimeOptions>} */ (opts);
     /** @readonly */
     this.url = resolveUrl(url);
+    this.#connect("initial");
     const win = globalThis.window;
     if (win && typeof win.addEventListener === "function") win.addEventListener("online", this.#onOnline);
     const doc = globalThis.document;
     if (doc && typeof doc.addEventListener === "function") doc.addEventListener("visibilitychange", this.#onVisibility);
-    this.#connect("initial");
   }
 
   get CONNECTING() {
@@ -512,13 +525,20 @@ export class RealtimeClient extends EventTarget {
   /**
    * Publish `data` on `topic`. Resolves with `{topic, offset}` from the `ack`;
    * rejects with an Error whose `code` is the error frame's (`invalid`,
-   * `forbidden`, `rate_limited` with `retryAfterMs`, ...), or the client's own:
+   * `forbidden`, `not_found`, ...), or the client's own:
    * `timeout` (no answer within `publishTimeout` of sending), `queue_full`
    * (not connected and `maxQueue` publishes already waiting), `too_large`
    * (the frame would pass 64 KiB), `closed` (the client closed for good; the
    * Error's `reason` says why). While not connected the publish waits without
    * a timeout; a publish whose connection dropped before its ack is sent again
-   * with the same `id`, so the server stores it once.
+   * with the same `id`, so the server stores it once. A publish the server
+   * dropped with `rate_limited` is sent again (same `id`) after
+   * `retry_after_ms`, up to 5 times; then it rejects with code `rate_limited`
+   * and `retryAfterMs`. Publishes are paced (`publishBurst`, `publishRate`),
+   * so a long offline queue does not flood the server after a reconnect; a
+   * publish waiting for its turn does not time out either. Publishes are sent
+   * in call order; only one that the server drops as rate limited can land
+   * after later ones.
    * @param {string} topic
    * @param {Record<string, any>} data
    * @returns {Promise<{topic: string, offset: number|null}>}
@@ -530,7 +550,7 @@ export class RealtimeClient extends EventTarget {
         return;
       }
       /** @type {OutboxEntry} */
-      const entry = { id: randomId(), topic, data, ref: null, timer: null, resolve, reject };
+      const entry = { id: randomId(), topic, data, ref: null, timer: null, retries: 0, resolve, reject };
       const size = utf8.encode(
         JSON.stringify({ type: "publish", topic, data, ref: "p".padEnd(20, "0"), id: entry.id }),
       ).length;
@@ -540,7 +560,7 @@ export class RealtimeClient extends EventTarget {
       }
       if (this.#state === "open") {
         this.#outbox.push(entry);
-        this.#sendPublish(entry);
+        this.#pump();
         return;
       }
       if (this.#outbox.length >= this.#opts.maxQueue) {
@@ -626,7 +646,10 @@ export class RealtimeClient extends EventTarget {
     this.#startHeartbeat(this.#opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     // Resubscribe first, then the publishes that waited, in order.
     for (const state of this.#topics.values()) if (state.ref === null) this.#sendSubscribe(state);
-    for (const entry of this.#outbox) if (entry.ref === null) this.#sendPublish(entry);
+    this.#tokens = this.#opts.publishBurst;
+    this.#tokensAt = Date.now();
+    this.#blockedUntil = 0;
+    this.#pump();
     this.#announce(previous, "open", "connected", null);
     this.#emit(new Event("open"));
   }
@@ -658,6 +681,8 @@ export class RealtimeClient extends EventTarget {
    */
   #dropped(code, reason, wasClean, why) {
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = null;
     this.#stopHeartbeat();
     for (const timer of this.#connectionTimers) clearTimeout(timer);
     this.#connectionTimers.clear();
@@ -709,6 +734,8 @@ export class RealtimeClient extends EventTarget {
     clearTimeout(this.#connectTimer);
     this.#retryTimer = null;
     this.#retryAt = null;
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = null;
     this.#stopHeartbeat();
     for (const timer of this.#connectionTimers) clearTimeout(timer);
     this.#connectionTimers.clear();
@@ -898,21 +925,32 @@ export class RealtimeClient extends EventTarget {
     if (pending.kind === "ping") {
       this.#unanswered = 0; // refused (rate limited), but the connection is alive
     } else if (pending.kind === "publish") {
-      this.#settle(pending.entry);
-      pending.entry.reject(errorFromFrame(frame));
+      const entry = pending.entry;
+      if (frame.code === "rate_limited" && entry.retries < MAX_RATE_LIMITED_RETRIES) {
+        // Dropped, not refused: send it again (same id) when the server allows.
+        // Its timeout starts again when it is sent again.
+        entry.retries += 1;
+        clearTimeout(entry.timer);
+        entry.timer = null;
+        entry.ref = null;
+        this.#tokens = 0;
+        this.#blockedUntil = Date.now() + (Number(frame.retry_after_ms) || 1000);
+        this.#pump();
+        return;
+      }
+      this.#settle(entry);
+      entry.reject(errorFromFrame(frame));
     } else if (pending.kind === "subscribe") {
       const state = this.#topics.get(pending.topic);
       if (!state || state.ref !== frame.ref) return;
       if (frame.code === "rate_limited") {
         // Subscriptions are the client's to keep: ask again when allowed.
         state.ref = null;
-        const timer = setTimeout(() => {
-          this.#connectionTimers.delete(timer);
+        this.#later(Number(frame.retry_after_ms) || 1000, () => {
           if (this.#state === "open" && this.#topics.get(state.topic) === state && state.ref === null) {
             this.#sendSubscribe(state);
           }
-        }, Number(frame.retry_after_ms) || 1000);
-        this.#connectionTimers.add(timer);
+        });
         return;
       }
       this.#topics.delete(state.topic);
@@ -923,6 +961,19 @@ export class RealtimeClient extends EventTarget {
         sub._reject(err);
       }
     }
+  }
+
+  /**
+   * Run `fn` after `ms`, unless the connection drops first.
+   * @param {number} ms
+   * @param {() => void} fn
+   */
+  #later(ms, fn) {
+    const timer = setTimeout(() => {
+      this.#connectionTimers.delete(timer);
+      fn();
+    }, ms);
+    this.#connectionTimers.add(timer);
   }
 
   // ---- sending ------------------------------------------------------------
@@ -949,6 +1000,40 @@ export class RealtimeClient extends EventTarget {
       if (this.#pending.get(state.ref)) this.#pending.delete(state.ref);
       this.#sendFrame({ type: "unsubscribe", topic: sub.topic, ref: this.#nextRef("u") });
     }
+  }
+
+  /**
+   * Send the publishes not sent on this connection, in order, as fast as the
+   * client's own rate limit (publishBurst, publishRate) and the server's last
+   * `retry_after_ms` allow; the rest wait (without a timeout) for the next turn.
+   */
+  #pump() {
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = null;
+    if (this.#state !== "open") return;
+    for (const entry of this.#outbox) {
+      if (entry.ref !== null) continue;
+      const wait = this.#takeToken();
+      if (wait > 0) {
+        this.#pumpTimer = setTimeout(() => this.#pump(), wait);
+        return;
+      }
+      this.#sendPublish(entry);
+    }
+  }
+
+  /** Take a send token: 0 when one was taken, else the ms until one is due. */
+  #takeToken() {
+    const now = Date.now();
+    if (now < this.#blockedUntil) return this.#blockedUntil - now;
+    const { publishBurst, publishRate } = this.#opts;
+    this.#tokens = Math.min(publishBurst, this.#tokens + ((now - this.#tokensAt) * publishRate) / 1000);
+    this.#tokensAt = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / publishRate));
   }
 
   /** @param {OutboxEntry} entry */
