@@ -169,6 +169,7 @@ test("the offline queue is bounded: the publish past maxQueue rejects with queue
   const port = await freePort();
   const client = makeClient(t, `ws://127.0.0.1:${port}/ws/`, { maxQueue: 3, maxDelay: 20 });
   const queued = [1, 2, 3].map((n) => client.publish("room:a", { text: `m${n}` }));
+  assert.equal(client.pendingPublishes, 3);
   await assert.rejects(client.publish("room:a", { text: "m4" }), (err) => {
     assert.equal(err.code, "queue_full");
     assert.match(err.message, /3/);
@@ -180,6 +181,7 @@ test("the offline queue is bounded: the publish past maxQueue rejects with queue
     [1, 2, 3],
   );
   assert.deepEqual(server.topic("room:a").events.map((e) => e.data.text), ["m1", "m2", "m3"]);
+  assert.equal(client.pendingPublishes, 0);
 });
 
 test("a publish whose ack was lost is resent with the same id and stored once", async (t) => {

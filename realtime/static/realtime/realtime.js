@@ -459,6 +459,11 @@ export class RealtimeClient extends EventTarget {
     return this.#retryAt;
   }
 
+  /** How many publishes wait for their ack (queued offline, paced, or in flight). */
+  get pendingPublishes() {
+    return this.#outbox.length;
+  }
+
   /** The last `welcome` frame (with `user` and `connection_id`), or null. */
   get welcome() {
     return this.#welcome;
@@ -486,12 +491,13 @@ export class RealtimeClient extends EventTarget {
   subscribe(topic, handler, options = {}) {
     if (typeof topic !== "string" || topic === "") throw new TypeError("subscribe: topic must be a non-empty string");
     if (typeof handler !== "function") throw new TypeError("subscribe: handler must be a function");
+    /** @type {Subscription} */
     const sub = new Subscription(
       topic,
       handler,
       options.onPresence,
       (s) => this.#leave(s),
-      () => {
+      /** @returns {TopicState | undefined} */ () => {
         const state = this.#topics.get(topic);
         return state && state.subs.has(sub) ? state : undefined;
       },
