@@ -10,7 +10,7 @@ PYTHON := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	command -v $$p; break; fi; done)
 
-.PHONY: run test install lint format cluster bench clean
+.PHONY: run test install lint format cluster cluster-check bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12 or newer is needed (python3.13, python3.12 or python3); install one and retry." >&2; exit 1; fi
@@ -36,6 +36,13 @@ format: install
 
 test: lint
 	$(VENV)/bin/pytest
+
+# Two daphne processes behind nginx, on PostgreSQL and Redis (deploy/cluster.py).
+cluster: install
+	$(PY) deploy/cluster.py --processes $${PROCESSES:-2} --port $${CLUSTER_PORT:-8080}
+
+cluster-check: install
+	$(PY) deploy/cluster.py --processes 2 --port $${CLUSTER_PORT:-8080} --check
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
