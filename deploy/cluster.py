@@ -173,6 +173,8 @@ async def check(cluster: Cluster, username: str, password: str) -> dict:
         status, listing = session.request("GET", "/api/connections/")
         assert status == 200, listing
         ours = {f"{socket.gethostname()}:{p.pid}" for p in cluster.daphnes}
+        # daphne took the client's address from nginx's X-Forwarded-For.
+        assert all((c.get("client") or "").startswith("127.0.0.1") for c in listing), listing
         for connection in listing:
             if connection["server"] in ours:
                 servers[connection["server"]] = servers.get(connection["server"], 0) + 1

@@ -7,15 +7,34 @@ the services, so it is published like any other event; the stored history
 from publish().
 """
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from realtime import services
+from realtime.connections import (
+    connection_disconnect,
+    connections_list,
+    user_connections_disconnect,
+)
 from realtime.forms import NotificationForm
-from realtime.models import Announcement, Event, Message, Notification, Room, User
+from realtime.models import (
+    Announcement,
+    Event,
+    LiveConnection,
+    Message,
+    Notification,
+    Room,
+    User,
+)
 
 
 class ReadOnlyMixin:
@@ -160,3 +179,71 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(LiveConnection)
+class LiveConnectionAdmin(admin.ModelAdmin):
+    """Every live socket on every process, filterable, with disconnect actions (4000)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self.disconnect(request)
+        entries = connections_list()
+        filters = {name: request.GET.get(name, "").strip() for name in ("user", "topic", "server")}
+        shown = [
+            entry
+            for entry in entries
+            if (not filters["user"] or (entry["username"] or "") == filters["user"])
+            and (not filters["topic"] or filters["topic"] in entry["topics"])
+            and (not filters["server"] or entry["server"] == filters["server"])
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Live connections",
+            "opts": self.model._meta,
+            "connections": shown,
+            "filters": filters,
+            "can_disconnect": self.has_change_permission(request),
+            "total": len(entries),
+            "users_online": len({e["user_id"] for e in entries if e["user_id"] is not None}),
+            "per_server": sorted(Counter(e["server"] for e in entries).items()),
+            "per_topic": Counter(t for e in entries for t in e["topics"]).most_common(20),
+        }
+        return TemplateResponse(request, "admin/realtime/live_connections.html", context)
+
+    def disconnect(self, request):
+        """Close one connection, or all of a user's, with 4000; recorded in the admin log."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        connection_id = request.POST.get("connection_id", "")
+        user_id = request.POST.get("user_id", "")
+        if connection_id:
+            closed = 1 if connection_disconnect(connection_id) else 0
+            what = f"connection {connection_id}"
+        elif user_id.isdigit():
+            closed = user_connections_disconnect(user_id=int(user_id))
+            what = f"all connections of user {user_id}"
+        else:
+            self.message_user(request, "Nothing to disconnect.", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        if closed:
+            LogEntry.objects.create(
+                user=request.user,
+                content_type=ContentType.objects.get_for_model(LiveConnection),
+                object_id=connection_id or f"user:{user_id}",
+                object_repr=what,
+                action_flag=CHANGE,
+                change_message=f"Disconnected {what} ({closed} socket(s), code 4000).",
+            )
+            self.message_user(request, f"Disconnected {what}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"No live {what}.", messages.WARNING)
+        return HttpResponseRedirect(request.get_full_path())

@@ -135,3 +135,22 @@ class Announcement(models.Model):
 
     def __str__(self):
         return self.text[:60]
+
+
+class LiveConnection(models.Model):
+    """
+    A live WebSocket connection. No table: the admin page lists the connection
+    registry (realtime.connections), and this model gives it a place, a
+    permission and log entries in the admin.
+    """
+
+    connection_id = models.CharField(max_length=64, primary_key=True)
+
+    class Meta:
+        managed = False
+        verbose_name = "live connection"
+        verbose_name_plural = "live connections"
+        default_permissions = ("view", "change")
+
+    def __str__(self):
+        return self.connection_id

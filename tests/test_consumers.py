@@ -738,3 +738,46 @@ async def test_a_lost_last_event_is_delivered_by_the_sweep(user, room, monkeypat
     event = await client.receive(timeout=3)
     assert (event["offset"], event["data"]["text"]) == (1, "lost at the tail")
     await client.close()
+
+
+async def test_admin_live_connections_page_lists_and_disconnects_with_4000_and_logs_it(
+    user, other_user, room
+):
+    from django.contrib.admin.models import LogEntry
+    from django.test import Client as HttpClient
+
+    admin_user = await sync_to_async(StaffFactory)(is_superuser=True)
+    target = await connect(user)
+    await target.join("room:general")
+    bystander = await connect(other_user)
+    http = HttpClient()
+    await sync_to_async(http.force_login)(admin_user)
+    url = "/admin/realtime/liveconnection/"
+    page = await sync_to_async(http.get)(url, {"topic": "room:general"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert target.welcome["connection_id"] in html
+    assert bystander.welcome["connection_id"] not in html
+    response = await sync_to_async(http.post)(
+        url, {"connection_id": target.welcome["connection_id"]}
+    )
+    assert response.status_code == 302
+    assert await target.closed_with(timeout=3) == protocol.CLOSE_ADMIN
+    assert await bystander.request({"type": "ping", "ref": "x"}) == {"type": "pong", "ref": "x"}
+    entry = await sync_to_async(LogEntry.objects.get)()
+    assert entry.user_id == admin_user.pk
+    assert target.welcome["connection_id"] in entry.change_message
+    # A user's every socket at once.
+    tabs = [await connect(other_user) for _ in range(2)]
+    await sync_to_async(http.post)(url, {"user_id": str(other_user.pk)})
+    for tab in [bystander, *tabs]:
+        assert await tab.closed_with(timeout=3) == protocol.CLOSE_ADMIN
+
+
+async def test_non_staff_cannot_open_the_live_connections_page(user):
+    from django.test import Client as HttpClient
+
+    http = HttpClient()
+    await sync_to_async(http.force_login)(user)
+    response = await sync_to_async(http.get)("/admin/realtime/liveconnection/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

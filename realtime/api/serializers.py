@@ -229,6 +229,8 @@ class ConnectionSerializer(serializers.Serializer):
     connection_id = serializers.CharField()
     user = serializers.SerializerMethodField()
     server = serializers.CharField()
+    client = serializers.CharField(allow_null=True, required=False)
+    user_agent = serializers.CharField(allow_null=True, required=False)
     connected_since = serializers.SerializerMethodField()
     topics = serializers.ListField(child=serializers.CharField())
 
