@@ -1,4 +1,4 @@
-"""The site's pages: rooms, sign-in, sign-out and sign-up."""
+"""The site's pages: rooms, a room, the staff dashboard, sign-in, sign-out and sign-up."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -7,6 +7,9 @@ from realtime import views
 
 urlpatterns = [
     path("", views.room_list, name="rooms"),
+    path("rooms/<slug:slug>/", views.room_detail, name="room"),
+    path("rooms/<slug:slug>/members/", views.room_member_add, name="room-members"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
