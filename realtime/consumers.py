@@ -151,6 +151,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 protocol.error_frame(
                     "rate_limited",
                     "Too many frames; this one was dropped.",
+                    ref=protocol.dropped_frame_ref(text_data),
                     retry_after_ms=retry_after_ms,
                 )
             )

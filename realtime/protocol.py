@@ -78,6 +78,14 @@ def request_ref(content: Any) -> str | None:
     return None
 
 
+def dropped_frame_ref(text: str) -> str | None:
+    """The `ref` of a frame that is dropped unread (rate limit), when it has a valid one."""
+    try:
+        return request_ref(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def parse_request(content: Any) -> Request:
     """Validate a decoded frame against the client-to-server table."""
     if not isinstance(content, dict):

@@ -174,6 +174,7 @@ async def test_frames_past_the_burst_are_dropped_with_rate_limited(user):
     replies = [await client.receive() for _ in range(6)]
     assert [r["type"] for r in replies] == ["pong"] * 5 + ["error"]
     assert replies[-1]["code"] == "rate_limited"
+    assert replies[-1]["ref"] == "over"
     assert 0 < replies[-1]["retry_after_ms"] <= 1000
     await asyncio.sleep(replies[-1]["retry_after_ms"] / 1000)
     assert await client.request({"type": "ping", "ref": "later"}) == {

@@ -5,7 +5,9 @@ import re
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.management import call_command
+from django.db import close_old_connections
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -67,6 +69,16 @@ def test_the_docs_page_lists_every_operation_and_loads_nothing_from_elsewhere(cl
 @pytest.fixture
 def fuzz_schema(db):
     """The live schema, loaded through the WSGI app, with a world worth poking at."""
+    # As Django's test client does: the test's transaction must outlive each
+    # request (on PostgreSQL, request_finished would close the connection).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield schema_with_world()
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def schema_with_world():
     owner = UserFactory(username="owner")
     room = RoomFactory(slug="general", owner=owner)
     RoomFactory(slug="secret", owner=owner, is_private=True)
