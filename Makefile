@@ -51,5 +51,9 @@ cluster: install
 cluster-check: install
 	$(PY) deploy/cluster.py --processes 2 --port $${CLUSTER_PORT:-8080} --check
 
+# The fan-out benchmark of issue 6 (docs/performance.md); SCENARIO=quick for a short run.
+bench: install
+	$(PY) -m bench --scenario $${SCENARIO:-all}
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

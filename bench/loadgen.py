@@ -1,0 +1,273 @@
+"""
+A load-generator worker: one process, one asyncio loop, many subscribers.
+
+The orchestrator (bench/run.py) drives each worker through a pipe with small
+commands (connect, subscribe, collect, close) and gets back counters and the
+latency samples. Every subscriber checks its own stream: each event's offset
+must be the previous one plus one (else it counts as out of order), an offset
+seen twice is a duplicate, and the unique offsets received are compared with
+the number published (loss).
+"""
+
+import asyncio
+import os
+import signal
+import time
+from array import array
+
+import orjson
+
+from bench.wsclient import OP_TEXT, connect
+
+SUBPROTOCOL = "realtime.v1"
+
+
+class Subscriber:
+    __slots__ = (
+        "base",
+        "close_code",
+        "complete",
+        "duplicates",
+        "errors",
+        "last",
+        "other_frames",
+        "out_of_order",
+        "received",
+        "seen",
+        "subscribed",
+        "unique",
+        "welcome",
+        "worker",
+        "ws",
+    )
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.ws = None
+        loop = asyncio.get_running_loop()
+        self.welcome = loop.create_future()
+        self.subscribed = loop.create_future()
+        self.base = None
+        self.last = None
+        self.seen = None
+        self.unique = self.received = self.duplicates = self.out_of_order = 0
+        self.other_frames = 0
+        self.errors = 0
+        self.close_code = None
+        self.complete = False
+
+    def on_message(self, opcode, payload):
+        if opcode != OP_TEXT:
+            self.other_frames += 1
+            return
+        worker = self.worker
+        worker.frames += 1
+        worker.last_frame_at = time.time()
+        frame = orjson.loads(payload)
+        kind = frame.get("type")
+        if kind == "event":
+            now = time.time()
+            self.received += 1
+            offset = frame["offset"]
+            if self.last is not None and offset != self.last + 1:
+                self.out_of_order += 1
+            self.last = offset
+            index = offset - self.base if self.base is not None else -1
+            if 0 < index < len(self.seen):
+                if self.seen[index]:
+                    self.duplicates += 1
+                else:
+                    self.seen[index] = 1
+                    self.unique += 1
+                    text = frame["data"]["text"]
+                    # "bench <sent wall-clock time> <sequence>"
+                    worker.latencies.append(now - float(text.split(" ", 2)[1]))
+                    worker.last_event_at = now
+                    if self.unique == worker.expected and not self.complete:
+                        self.complete = True
+                        worker.completed += 1
+                        if worker.completed == len(worker.subscribers) and worker.all_done:
+                            if not worker.all_done.done():
+                                worker.all_done.set_result(None)
+            else:
+                worker.stray_events += 1
+        elif kind == "welcome":
+            if not self.welcome.done():
+                self.welcome.set_result(frame)
+        elif kind == "subscribed":
+            self.base = frame["offset"] or 0
+            self.last = self.base
+            if not self.subscribed.done():
+                self.subscribed.set_result(frame)
+        elif kind == "error":
+            self.errors += 1
+            worker.error_samples.append(frame)
+            if not self.subscribed.done() and frame.get("ref") == "sub":
+                self.subscribed.set_exception(RuntimeError(str(frame)))
+        else:
+            self.other_frames += 1
+
+    def on_close(self, code):
+        self.close_code = code
+        self.worker.closes[code] = self.worker.closes.get(code, 0) + 1
+        if not self.welcome.done():
+            self.welcome.set_exception(RuntimeError(f"closed before welcome ({code})"))
+        if not self.subscribed.done():
+            self.subscribed.set_exception(RuntimeError(f"closed before subscribed ({code})"))
+
+
+class Worker:
+    def __init__(self, conn):
+        self.conn = conn
+        self.subscribers: list[Subscriber] = []
+        self.reset_counters()
+
+    def reset_counters(self):
+        self.latencies = array("d")
+        self.expected = 0
+        self.completed = 0
+        self.frames = 0
+        self.stray_events = 0
+        self.error_samples = []
+        self.closes = {}
+        self.all_done = None
+        self.last_frame_at = 0.0
+        self.last_event_at = 0.0
+
+    # Commands -------------------------------------------------------------------
+
+    async def cmd_connect(self, targets, concurrency, wait_s):
+        """targets: [(port, cookie)]; open them all, wait for every `welcome`."""
+        started = time.time()
+        semaphore = asyncio.Semaphore(concurrency)
+        failures = []
+        handshake_times = array("d")
+
+        async def open_one(port, cookie):
+            async with semaphore:
+                subscriber = Subscriber(self)
+                t0 = time.perf_counter()
+                try:
+                    subscriber.ws = await connect(
+                        "127.0.0.1",
+                        port,
+                        origin=f"http://127.0.0.1:{port}",
+                        cookie=cookie,
+                        subprotocol=SUBPROTOCOL,
+                        on_message=subscriber.on_message,
+                        on_close=subscriber.on_close,
+                        wait_s=wait_s,
+                    )
+                    welcome = await asyncio.wait_for(subscriber.welcome, wait_s)
+                    if welcome.get("user") is None:
+                        raise RuntimeError("welcome says anonymous: the session was not accepted")
+                    handshake_times.append(time.perf_counter() - t0)
+                    self.subscribers.append(subscriber)
+                except Exception as error:
+                    failures.append(f"{type(error).__name__}: {error}"[:200])
+                    if subscriber.ws is not None:
+                        subscriber.ws.abort()
+
+        await asyncio.gather(*(open_one(port, cookie) for port, cookie in targets))
+        return {
+            "started": started,
+            "done": time.time(),
+            "ok": len(self.subscribers),
+            "failed": len(failures),
+            "failures": failures[:5],
+            "handshake_times": handshake_times.tobytes(),
+        }
+
+    async def cmd_subscribe(self, topic, expected, wait_s):
+        """Subscribe every connection to `topic`, wait for every `subscribed`."""
+        self.reset_counters()
+        self.expected = expected
+        self.all_done = asyncio.get_running_loop().create_future()
+        started = time.time()
+        frame = orjson.dumps({"type": "subscribe", "topic": topic, "ref": "sub"})
+        for subscriber in self.subscribers:
+            subscriber.seen = bytearray(expected + 1)
+            subscriber.ws.send_text(frame)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(s.subscribed for s in self.subscribers), return_exceptions=True),
+            wait_s,
+        )
+        failures = [str(r)[:200] for r in results if isinstance(r, BaseException)]
+        return {
+            "started": started,
+            "done": time.time(),
+            "failed": len(failures),
+            "failures": failures[:5],
+        }
+
+    async def cmd_quiet(self, quiet_for, wait_s):
+        """Wait until no frame arrived for `quiet_for` seconds (presence traffic settles)."""
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            if time.time() - self.last_frame_at >= quiet_for:
+                break
+            await asyncio.sleep(0.05)
+        frames, self.frames = self.frames, 0
+        return {"frames": frames, "quiet": time.time() - self.last_frame_at >= quiet_for}
+
+    async def cmd_collect(self, deadline):
+        """Wait until every subscriber has every event, or the deadline; report."""
+        if self.subscribers and self.completed < len(self.subscribers):
+            try:
+                await asyncio.wait_for(self.all_done, max(0.0, deadline - time.time()))
+            except TimeoutError:
+                pass
+        subs = self.subscribers
+        return {
+            "subscribers": len(subs),
+            "complete": self.completed,
+            "received": sum(s.received for s in subs),
+            "unique": sum(s.unique for s in subs),
+            "duplicates": sum(s.duplicates for s in subs),
+            "out_of_order": sum(s.out_of_order for s in subs),
+            "stray_events": self.stray_events,
+            "errors": sum(s.errors for s in subs),
+            "error_samples": self.error_samples[:3],
+            "closes": {str(k): v for k, v in self.closes.items()},
+            "last_event_at": self.last_event_at,
+            "latencies": self.latencies.tobytes(),
+        }
+
+    async def cmd_close(self, wait_s):
+        for subscriber in self.subscribers:
+            subscriber.ws.close()
+        closed = [s.ws.closed for s in self.subscribers]
+        if closed:
+            await asyncio.wait(closed, timeout=wait_s)
+        for subscriber in self.subscribers:
+            subscriber.ws.abort()
+        count = len(self.subscribers)
+        self.subscribers = []
+        return {"closed": count}
+
+    # Loop -----------------------------------------------------------------------
+
+    async def serve(self):
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        loop.add_reader(self.conn.fileno(), lambda: inbox.put_nowait(self.conn.recv()))
+        while True:
+            name, kwargs = await inbox.get()
+            if name == "exit":
+                return
+            try:
+                result = await getattr(self, "cmd_" + name)(**kwargs)
+                self.conn.send(("ok", result))
+            except Exception as error:
+                self.conn.send(("error", f"{type(error).__name__}: {error}"))
+
+
+def worker_main(conn):
+    """Entry point of a worker process."""
+    # Ctrl-C is the orchestrator's to handle; it ends workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(0)
+        asyncio.run(Worker(conn).serve())
+    finally:
+        conn.close()
