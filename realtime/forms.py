@@ -51,4 +51,6 @@ class MemberAddForm(forms.Form):
 class AnnouncementForm(forms.Form):
     """A site-wide announcement, shown live on every page."""
 
-    text = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    text = forms.CharField(
+        label="Announcement", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )

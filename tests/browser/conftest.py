@@ -47,20 +47,30 @@ def unique(prefix: str) -> str:
 class Visitor:
     """A person at the site: an HTTP session (for REST) and a browser context with its cookie."""
 
-    def __init__(self, server: LiveServer, browser, session: HttpSession):
+    def __init__(self, server: LiveServer, browser, session: HttpSession, *, signed_in=True):
         self.server = server
         self.session = session
         self.username = session.username
         self.context = browser.new_context(viewport={"width": 1100, "height": 760})
         self.context.set_default_timeout(TIMEOUT_MS)
-        self.context.add_cookies(
-            [
-                {"name": c.name, "value": c.value, "url": server.url}
-                for c in session.jar
-                if c.name in ("sessionid", "csrftoken")
-            ]
-        )
+        if signed_in:
+            self.context.add_cookies(
+                [
+                    {"name": c.name, "value": c.value, "url": server.url}
+                    for c in session.jar
+                    if c.name in ("sessionid", "csrftoken")
+                ]
+            )
         self.problems: list[str] = []
+
+    def sign_in_through_the_page(self, password: str = PASSWORD):
+        """Sign this browser in through the real sign-in form; the room list opens."""
+        page = self.open("/login/")
+        page.get_by_label("Username").fill(self.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(self.server.url + "/")
+        return page
 
     def open(self, path: str):
         """A new tab at `path`; uncaught errors and CSP violations are recorded in `problems`."""
@@ -83,14 +93,14 @@ def people(browser, daphne_server, live_database):
     """Make visitors: `people("alice")` signs up a fresh user; `staff=True` for a staff one."""
     made: list[Visitor] = []
 
-    def make(prefix: str = "user", *, staff: bool = False) -> Visitor:
+    def make(prefix: str = "user", *, staff: bool = False, signed_in: bool = True) -> Visitor:
         name = unique(prefix)
         if staff:
             live_database.create_user(name, PASSWORD, staff=True)
             session = HttpSession(daphne_server).login(name, PASSWORD)
         else:
             session = HttpSession(daphne_server).signup(name, PASSWORD)
-        visitor = Visitor(daphne_server, browser, session)
+        visitor = Visitor(daphne_server, browser, session, signed_in=signed_in)
         made.append(visitor)
         return visitor
 
@@ -101,10 +111,26 @@ def people(browser, daphne_server, live_database):
         assert not visitor.problems, visitor.problems
 
 
-def create_room(owner: Visitor, *, private: bool = False) -> str:
+def badge(page):
+    return page.locator("[data-connection-badge]")
+
+
+def messages(page):
+    return page.locator("[data-messages] > li.message")
+
+
+def send(page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def create_room(owner: Visitor, *, private: bool = False, name: str = "") -> str:
     slug = unique("room-")
     status, body = owner.session.request(
-        "POST", "/api/rooms/", {"slug": slug, "name": f"Room {slug[-6:]}", "is_private": private}
+        "POST",
+        "/api/rooms/",
+        {"slug": slug, "name": name or f"Room {slug[-6:]}", "is_private": private},
     )
     assert status == 201, body
     return slug

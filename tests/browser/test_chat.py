@@ -5,18 +5,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import create_room
+from tests.browser.conftest import create_room, messages, send
 
 pytestmark = pytest.mark.browser
-
-
-def messages(page):
-    return page.locator("[data-messages] > li.message")
-
-
-def send(page, text: str) -> None:
-    page.get_by_role("textbox", name="Message").fill(text)
-    page.get_by_role("textbox", name="Message").press("Enter")
 
 
 def test_two_users_chat_live_and_see_each_other_come_and_go(require_chromium, people):
