@@ -58,7 +58,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
 
@@ -275,8 +275,10 @@ REALTIME = {
     # History kept at least this long and at least this many events per topic.
     "RETAIN_EVENTS": env.int("REALTIME_RETAIN_EVENTS", default=1000),
     "RETAIN_SECONDS": env.int("REALTIME_RETAIN_SECONDS", default=24 * 3600),
-    # Events queued for one socket before it is shed with 4008.
+    # A socket is shed with 4008 once this many events wait for it while it
+    # catches up, or this many bytes wait unwritten for a client that reads slowly.
     "MAX_BACKLOG": env.int("REALTIME_MAX_BACKLOG", default=1000),
+    "MAX_BACKLOG_BYTES": env.int("REALTIME_MAX_BACKLOG_BYTES", default=4 * 1024 * 1024),
     "DASHBOARD_INTERVAL_SECONDS": 1.0,
     # Where the live state shared by processes (connections, presence) lives.
     "STATE_BACKEND": "redis" if REDIS_URL else "local",

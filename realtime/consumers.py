@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from realtime import connections, protocol
+from realtime.backpressure import daphne_protocol, discard_unsent, unwritten_bytes
 from realtime.delivery import get_hub
 from realtime.errors import RealtimeError, TooManySubscriptions
 from realtime.presence import get_presence
@@ -69,6 +70,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         )
         self.closing = False
         self.tasks: set[asyncio.Task] = set()
+        self.wire = daphne_protocol(self.base_send)
+        self.max_unwritten = self.config["MAX_BACKLOG_BYTES"]
         self.hub = get_hub()
         subprotocol = (
             protocol.SUBPROTOCOL
@@ -306,6 +309,19 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             if subscription.sent is not None and offset <= subscription.sent:
                 return
             subscription.sent = offset
+        if self.wire is not None and unwritten_bytes(self.wire) > self.max_unwritten:
+            # It cannot keep up: shed it rather than hold ever more for it. Its
+            # close frame goes right after what is in flight; it reconnects
+            # and recovers the rest by offset.
+            dropped = discard_unsent(self.wire)
+            logger.info(
+                "shedding slow connection %s (%d bytes unwritten, %d dropped)",
+                self.connection_id,
+                unwritten_bytes(self.wire) + dropped,
+                dropped,
+            )
+            await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+            return
         await self.send_text(text)
 
     async def offer_frame(self, topic: str, text: str) -> None:

@@ -127,3 +127,70 @@ async def test_sigterm_closes_sockets_with_4012_and_exits_promptly(live_database
         assert socket_.close_code == 4012
     assert await asyncio.to_thread(server.wait, 12) == 0
     assert time.monotonic() - started < 10
+
+
+async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_everything(
+    live_database,
+):
+    import socket
+
+    from tests.live import LiveServer
+
+    server = LiveServer(
+        live_database,
+        REALTIME_RATE_BURST="100000",
+        REALTIME_RATE_PER_SECOND="100000",
+        REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
+    ).start()
+    try:
+        name = f"slow{uuid.uuid4().hex[:6]}"
+        live_database.create_user(name, PASSWORD)
+        session = HttpSession(server).login(name, PASSWORD)
+        slug = f"r{uuid.uuid4().hex[:8]}"
+        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
+        topic = f"room:{slug}"
+
+        async def subscriber(**kwargs):
+            socket_ = await ws_connect(server, session, **kwargs)
+            await receive(socket_)
+            await socket_.send(json.dumps({"type": "subscribe", "topic": topic}))
+            await receive_until(socket_, "presence_state")
+            return socket_
+
+        fast = await subscriber()
+        # The slow one reads almost nothing: a tiny receive buffer and no recv().
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", server.port))
+        slow = await subscriber(sock=raw, max_queue=1)
+        publisher = await ws_connect(server, session)
+        await receive(publisher)
+        count, text = 2000, "x" * 1990
+
+        async def read_events(socket_, frame_type):
+            offsets = []
+            while len(offsets) < count:
+                frame = await receive(socket_, timeout=30)
+                assert frame["type"] != "error", frame
+                if frame["type"] == frame_type:
+                    offsets.append(frame["offset"])
+            return offsets
+
+        # The fast subscriber and the publisher read as they go.
+        fast_events = asyncio.create_task(read_events(fast, "event"))
+        acks = asyncio.create_task(read_events(publisher, "ack"))
+        for i in range(count):
+            await publisher.send(
+                json.dumps({"type": "publish", "topic": topic, "data": {"text": f"{i} {text}"}})
+            )
+        assert await fast_events == list(range(1, count + 1))
+        assert sorted(await acks) == list(range(1, count + 1))
+        # The slow one was closed with 4008 somewhere along the way.
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await receive(slow, timeout=10)
+        assert slow.close_code == 4008
+        for socket_ in (fast, publisher):
+            await socket_.close()
+    finally:
+        server.stop()

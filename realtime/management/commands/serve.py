@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 logger = logging.getLogger("realtime.serve")
+CLOSE_TIMEOUT = 30
 
 
 class Command(BaseCommand):
@@ -85,6 +86,12 @@ class Command(BaseCommand):
         )
         shutdown = GracefulShutdown(server, reactor, grace=options["grace"])
         reactor.callWhenRunning(shutdown.install)
+        # A closing client (shed as too slow, or a restart) gets this long to
+        # read its close frame before the connection is dropped (autobahn's
+        # default is 1 s, which turns a slow reader's 4008 into 1006).
+        reactor.callWhenRunning(
+            lambda: server.ws_factory.setProtocolOptions(closeHandshakeTimeout=CLOSE_TIMEOUT)
+        )
         server.run()
 
 
