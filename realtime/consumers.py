@@ -19,7 +19,7 @@ from django.conf import settings
 
 from realtime import connections, protocol
 from realtime.backpressure import daphne_protocol, discard_unsent, unwritten_bytes
-from realtime.delivery import get_hub
+from realtime.delivery import Outgoing, get_hub
 from realtime.errors import RealtimeError, TooManySubscriptions
 from realtime.presence import get_presence
 from realtime.protocol import Request
@@ -47,7 +47,7 @@ class Subscription:
     # Highest offset written to the socket; later events only.
     sent: int | None = None
     # While subscribing, live events wait here until `subscribed` and the replay are out.
-    held: list[tuple[int | None, str]] | None = field(default_factory=list)
+    held: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -229,8 +229,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         for frame in replay:
             await self.send_text(protocol.encode(frame))
         held, subscription.held = subscription.held, None
-        for held_offset, text in held:
-            await self.offer_event(topic.name, held_offset, text)
+        for held_offset, event in held:
+            await self.offer_event(topic.name, held_offset, event)
         if topic.presence and self.user_brief and renewing is None:
             first = await self.live_state(
                 get_presence().join(topic.name, self.user_brief, self.connection_id)
@@ -296,12 +296,12 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     # Outbound (called by the hub) -------------------------------------------
 
-    async def offer_event(self, topic: str, offset: int | None, text: str) -> None:
+    async def offer_event(self, topic: str, offset: int | None, event: Outgoing) -> None:
         subscription = self.subscriptions.get(topic)
         if subscription is None or self.closing:
             return
         if subscription.held is not None:
-            subscription.held.append((offset, text))
+            subscription.held.append((offset, event))
             if len(subscription.held) > self.config["MAX_BACKLOG"]:
                 await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
             return
@@ -322,7 +322,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
             await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
             return
-        await self.send_text(text)
+        if self.wire is not None and self.wire.state == self.wire.STATE_OPEN:
+            # Under daphne: the frame built once for every socket, written directly.
+            self.wire.sendPreparedMessage(event.prepared(self.wire.factory))
+        else:
+            await self.send_text(event.text)
 
     async def offer_frame(self, topic: str, text: str) -> None:
         subscription = self.subscriptions.get(topic)

@@ -43,10 +43,26 @@ class LocalConnection(Protocol):
 
     connection_id: str
 
-    async def offer_event(self, topic: str, offset: int | None, text: str) -> None: ...
+    async def offer_event(self, topic: str, offset: int | None, event: "Outgoing") -> None: ...
     async def offer_frame(self, topic: str, text: str) -> None: ...
     async def control(self, message: dict) -> None: ...
     async def close_with(self, code: int) -> None: ...
+
+
+class Outgoing:
+    """One event on its way to many sockets: its text, and its WebSocket frame built once."""
+
+    __slots__ = ("frame", "text")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.frame = None
+
+    def prepared(self, factory):
+        """The frame as daphne's WebSocket library sends it, shared by every socket."""
+        if self.frame is None:
+            self.frame = factory.prepareMessage(self.text.encode())
+        return self.frame
 
 
 @dataclass
@@ -278,8 +294,9 @@ class Hub:
     async def fan_out(self, route: TopicRoute, offset: int | None, text: str) -> None:
         if offset is not None:
             route.delivered = offset
+        event = Outgoing(text)
         for connection in tuple(route.subscribers):
-            await connection.offer_event(route.topic, offset, text)
+            await connection.offer_event(route.topic, offset, event)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
