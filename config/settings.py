@@ -52,6 +52,11 @@ ASGI_APPLICATION = "config.asgi.application"
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Persistent connections: the gateway's database work runs in one thread per
+# process, and a new PostgreSQL connection per request costs more than the query.
+# https://docs.djangoproject.com/en/stable/ref/databases/#persistent-connections
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, `manage.py` and tests share the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

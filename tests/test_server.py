@@ -163,34 +163,51 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw.connect(("127.0.0.1", server.port))
         slow = await subscriber(sock=raw, max_queue=1)
-        publisher = await ws_connect(server, session)
-        await receive(publisher)
+        publishers = [await ws_connect(server, session) for _ in range(4)]
+        for publisher in publishers:
+            await receive(publisher)
         count, text = 2000, "x" * 1990
+        each = count // len(publishers)
+        # The slow one starts reading only once this many events went out (well
+        # past its shedding point), then reads its close frame within the
+        # server's 30 s close timeout.
+        slow_wakes_at = 1600
 
-        async def read_events(socket_, frame_type):
+        async def read(socket_, frame_type, wanted, progress=None):
             offsets = []
-            while len(offsets) < count:
+            while len(offsets) < wanted:
                 frame = await receive(socket_, timeout=30)
                 assert frame["type"] != "error", frame
                 if frame["type"] == frame_type:
                     offsets.append(frame["offset"])
+                    if progress is not None and len(offsets) == slow_wakes_at:
+                        progress.set()
             return offsets
 
-        # The fast subscriber and the publisher read as they go.
-        fast_events = asyncio.create_task(read_events(fast, "event"))
-        acks = asyncio.create_task(read_events(publisher, "ack"))
-        for i in range(count):
-            await publisher.send(
-                json.dumps({"type": "publish", "topic": topic, "data": {"text": f"{i} {text}"}})
-            )
+        async def publish(publisher, first):
+            for i in range(first, first + each):
+                await publisher.send(
+                    json.dumps({"type": "publish", "topic": topic, "data": {"text": f"{i} {text}"}})
+                )
+
+        async def read_slow(wake):
+            await wake.wait()
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await receive(slow, timeout=20)
+            return slow.close_code
+
+        wake = asyncio.Event()
+        fast_events = asyncio.create_task(read(fast, "event", count, wake))
+        slow_closed = asyncio.create_task(read_slow(wake))
+        acks = [asyncio.create_task(read(p, "ack", each)) for p in publishers]
+        await asyncio.gather(*(publish(p, n * each) for n, p in enumerate(publishers)))
+        # Every event reached the fast one, in order, while the slow one was shed.
         assert await fast_events == list(range(1, count + 1))
-        assert sorted(await acks) == list(range(1, count + 1))
-        # The slow one was closed with 4008 somewhere along the way.
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await receive(slow, timeout=10)
-        assert slow.close_code == 4008
-        for socket_ in (fast, publisher):
+        acked = [offset for offsets in await asyncio.gather(*acks) for offset in offsets]
+        assert sorted(acked) == list(range(1, count + 1))
+        assert await slow_closed == 4008
+        for socket_ in (fast, *publishers):
             await socket_.close()
     finally:
         server.stop()
