@@ -55,7 +55,10 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Persistent connections: the gateway's database work runs in one thread per
 # process, and a new PostgreSQL connection per request costs more than the query.
 # https://docs.djangoproject.com/en/stable/ref/databases/#persistent-connections
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# (Tests close each connection, so the test database can be dropped at the end.)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int(
+    "DATABASE_CONN_MAX_AGE", default=0 if TESTING else 60
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, `manage.py` and tests share the file.

@@ -109,64 +109,48 @@ async def test_presence_and_connections_agree_on_both_processes(redis_cluster, l
     await on_b.close()
 
 
+async def members_on_both(a, b) -> tuple[HttpSession, str, object, object]:
+    """Two users in one room, one socket on each process, each seeing the other."""
+    alice = signed_up(a)
+    bob = same_session_on(b, signed_up(b))
+    topic = f"room:{new_room(alice)}"
+    on_a = await joined(a, alice, topic)
+    on_b = await joined(b, bob, topic)
+    await receive_until(on_a, "presence_diff")
+    return bob, topic, on_a, on_b
+
+
 async def test_sigterm_sends_4012_and_presence_leaves_while_the_other_process_serves(
-    live_database, require_redis, redis_prefix
+    redis_cluster,
 ):
-    servers = [
-        LiveServer(live_database, redis_url=require_redis, REALTIME_REDIS_PREFIX=redis_prefix)
-        for _ in range(2)
-    ]
-    a, b = (server.start() for server in servers)
-    try:
-        alice = signed_up(a)
-        bob = same_session_on(b, signed_up(b))
-        topic = f"room:{new_room(alice)}"
-        on_a = await joined(a, alice, topic)
-        on_b = await joined(b, bob, topic)
-        await receive_until(on_a, "presence_diff")
-        a.signal(signal.SIGTERM)
-        with pytest.raises(websockets.ConnectionClosed):
-            await receive(on_a, timeout=10)
-        assert on_a.close_code == 4012
-        diff = await receive(on_b, timeout=10)
-        assert diff["type"] == "presence_diff" and diff["leaves"] and not diff["joins"]
-        assert await asyncio.to_thread(a.wait, 12) == 0
-        await on_b.send(json.dumps({"type": "publish", "topic": topic, "data": {"text": "on"}}))
-        frames = await receive_until(on_b, "ack")
-        assert frames[-1]["offset"] == 1
-        await on_b.close()
-    finally:
-        for server in servers:
-            server.stop()
+    a, b = redis_cluster
+    _, topic, on_a, on_b = await members_on_both(a, b)
+    a.signal(signal.SIGTERM)
+    with pytest.raises(websockets.ConnectionClosed):
+        await receive(on_a, timeout=10)
+    assert on_a.close_code == 4012
+    diff = await receive(on_b, timeout=10)
+    assert diff["type"] == "presence_diff" and diff["leaves"] and not diff["joins"]
+    assert await asyncio.to_thread(a.wait, 12) == 0
+    await on_b.send(json.dumps({"type": "publish", "topic": topic, "data": {"text": "on"}}))
+    frames = await receive_until(on_b, "ack")
+    assert frames[-1]["offset"] == 1
+    await on_b.close()
 
 
-async def test_sigkill_leaves_no_ghost_connections_or_presence_within_60_s(
-    live_database, require_redis, redis_prefix
-):
-    env = {"REALTIME_REDIS_PREFIX": redis_prefix, "REALTIME_ALIVE_SECONDS": "12"}
-    a = LiveServer(live_database, redis_url=require_redis, **env).start()
-    b = LiveServer(live_database, redis_url=require_redis, **env).start()
-    try:
-        alice = signed_up(a)
-        bob = same_session_on(b, signed_up(b))
-        topic = f"room:{new_room(alice)}"
-        on_a = await joined(a, alice, topic)
-        on_b = await joined(b, bob, topic)
-        await receive_until(on_a, "presence_diff")
-        a.signal(signal.SIGKILL)
-        a.wait(5)
-        started = time.monotonic()
-        diff = await receive(on_b, timeout=60)
-        assert diff["type"] == "presence_diff" and diff["leaves"], diff
-        assert time.monotonic() - started < 60
-        await on_b.send(json.dumps({"type": "subscribe", "topic": topic}))
-        state = (await receive_until(on_b, "presence_state"))[-1]
-        assert [u["username"] for u in state["users"]] == [bob.username]
-        await on_a.close()
-        await on_b.close()
-    finally:
-        a.stop()
-        b.stop()
+async def test_sigkill_leaves_no_ghost_connections_or_presence_within_60_s(redis_cluster):
+    a, b = redis_cluster
+    bob, topic, _, on_b = await members_on_both(a, b)
+    a.signal(signal.SIGKILL)
+    a.wait(5)
+    started = time.monotonic()
+    diff = await receive(on_b, timeout=60)
+    assert diff["type"] == "presence_diff" and diff["leaves"], diff
+    assert time.monotonic() - started < 60
+    await on_b.send(json.dumps({"type": "subscribe", "topic": topic}))
+    state = (await receive_until(on_b, "presence_state"))[-1]
+    assert [u["username"] for u in state["users"]] == [bob.username]
+    await on_b.close()
 
 
 async def test_logout_on_one_process_closes_the_socket_on_the_other_with_4401(redis_cluster):
