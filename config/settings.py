@@ -74,36 +74,43 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # ------------------------------------------------------------------------------
 # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis Sentinel instead of one address: REDIS_SENTINELS=host:26379,host2:26379
+# https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (item.rpartition(":") for item in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
 # core (channels_redis.core.RedisChannelLayer) or pubsub (the default, by measurement).
 REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
-if REDIS_URL and REDIS_CHANNEL_LAYER == "core":
+REDIS_PREFIX = env.str("REALTIME_REDIS_PREFIX", default="rt:")
+# socket_timeout above the core layer's 5 s blocking pop: with redis-py's 5 s
+# default, idle consumers were closed with 1011 every 5 s (docs/performance.md).
+REDIS_HOST = (
+    {"master_name": REDIS_SENTINEL_MASTER, "sentinels": REDIS_SENTINELS}
+    if REDIS_SENTINELS
+    else {"address": REDIS_URL}
+) | {"socket_timeout": 15, "socket_connect_timeout": 5, "health_check_interval": 10}
+if REDIS_ENABLED and REDIS_CHANNEL_LAYER == "core":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 1000}],
+                # A large pool: at 100, group_discard failed in disconnect storms.
+                "hosts": [REDIS_HOST | {"max_connections": 1000}],
                 "capacity": 10_000,
-                "prefix": env.str("REALTIME_REDIS_PREFIX", default="rt:") + "asgi",
+                "prefix": REDIS_PREFIX + "asgi",
             },
         }
     }
-elif REDIS_URL:
-    # Pub/sub layer chosen by measurement (docs/performance.md); socket_timeout
-    # above the layer's blocking read and a large pool, see docs/deployment.md.
+elif REDIS_ENABLED:
+    # The pub/sub layer, chosen by measurement (docs/performance.md): one PUBLISH
+    # per group message, and its sockets survive a Redis restart.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 15,
-                        "socket_connect_timeout": 5,
-                        "health_check_interval": 10,
-                    }
-                ],
-                "prefix": env.str("REALTIME_REDIS_PREFIX", default="rt:") + "asgi",
-            },
+            "CONFIG": {"hosts": [REDIS_HOST], "prefix": REDIS_PREFIX + "asgi"},
         }
     }
 else:
@@ -289,8 +296,8 @@ REALTIME = {
     "MAX_BACKLOG_BYTES": env.int("REALTIME_MAX_BACKLOG_BYTES", default=4 * 1024 * 1024),
     "DASHBOARD_INTERVAL_SECONDS": 1.0,
     # Where the live state shared by processes (connections, presence) lives.
-    "STATE_BACKEND": "redis" if REDIS_URL else "local",
-    "REDIS_PREFIX": env.str("REALTIME_REDIS_PREFIX", default="rt:"),
+    "STATE_BACKEND": "redis" if REDIS_ENABLED else "local",
+    "REDIS_PREFIX": REDIS_PREFIX,
     # A process that has not renewed its key for this long is dead: survivors
     # remove its connections and presence (it renews every sixth of it).
     "ALIVE_SECONDS": env.int("REALTIME_ALIVE_SECONDS", default=30),

@@ -10,6 +10,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.sentinel import Sentinel
 
 _clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
@@ -24,14 +25,19 @@ def client() -> aioredis.Redis:
     if redis is None:
         for stale in [other for other in _clients if other.is_closed()]:
             del _clients[stale]
-        redis = _clients[loop] = aioredis.from_url(
-            settings.REDIS_URL,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            health_check_interval=10,
-            retry_on_timeout=True,
-        )
+        options = {
+            "decode_responses": True,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 3,
+            "health_check_interval": 10,
+            "retry_on_timeout": True,
+        }
+        if settings.REDIS_SENTINELS:
+            sentinel = Sentinel(settings.REDIS_SENTINELS, socket_timeout=3)
+            redis = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, **options)
+        else:
+            redis = aioredis.from_url(settings.REDIS_URL, **options)
+        _clients[loop] = redis
     return redis
 
 

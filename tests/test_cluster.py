@@ -275,3 +275,41 @@ async def test_redis_restart_keeps_sockets_open_and_recovers_missed_events(
         for server in servers:
             server.stop()
         redis.stop()
+
+
+def start_sentinel(redis_url: str, port: int, folder) -> subprocess.Popen:
+    """A Redis Sentinel watching `redis_url` as master `rtmaster`."""
+    host, _, master_port = redis_url.split("//")[1].split("/")[0].partition(":")
+    config = folder / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+        f"sentinel monitor rtmaster {host} {master_port or 6379} 1\n"
+    )
+    return subprocess.Popen(["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL)
+
+
+async def test_processes_find_redis_through_sentinel(
+    live_database, require_redis, redis_prefix, tmp_path
+):
+    """REDIS_SENTINELS instead of REDIS_URL: the layer and the live state ask Sentinel."""
+    port = free_port()
+    sentinel = start_sentinel(require_redis, port, tmp_path)
+    env = {
+        "REDIS_SENTINELS": f"127.0.0.1:{port}",
+        "REDIS_SENTINEL_MASTER": "rtmaster",
+        "REALTIME_REDIS_PREFIX": redis_prefix,
+    }
+    servers = [LiveServer(live_database, **env) for _ in range(2)]
+    try:
+        a, b = (server.start() for server in servers)
+        _, topic, on_a, on_b = await members_on_both(a, b)
+        await on_a.send(json.dumps({"type": "publish", "topic": topic, "data": {"text": "hi"}}))
+        frames = await receive_until(on_b, "event")
+        assert frames[-1]["data"]["text"] == "hi"
+        await on_a.close()
+        await on_b.close()
+    finally:
+        for server in servers:
+            server.stop()
+        sentinel.terminate()
+        sentinel.wait(10)
