@@ -110,10 +110,10 @@ class Subscriber:
     def on_close(self, code):
         self.close_code = code
         self.worker.closes[code] = self.worker.closes.get(code, 0) + 1
-        if not self.welcome.done():
-            self.welcome.set_exception(RuntimeError(f"closed before welcome ({code})"))
-        if not self.subscribed.done():
-            self.subscribed.set_exception(RuntimeError(f"closed before subscribed ({code})"))
+        for future, what in ((self.welcome, "welcome"), (self.subscribed, "subscribed")):
+            if not future.done():
+                future.set_exception(RuntimeError(f"closed before {what} ({code})"))
+                future.exception()  # reported by whoever waits for it, not as a warning
 
 
 class Worker:
@@ -136,14 +136,27 @@ class Worker:
 
     # Commands -------------------------------------------------------------------
 
-    async def cmd_connect(self, targets, concurrency, wait_s):
+    async def cmd_connect(self, targets, concurrency, wait_s, retries=3):
         """targets: [(port, cookie)]; open them all, wait for every `welcome`."""
         started = time.time()
         semaphore = asyncio.Semaphore(concurrency)
         failures = []
         handshake_times = array("d")
 
+        retried = 0
+
         async def open_one(port, cookie):
+            nonlocal retried
+            for attempt in range(retries + 1):
+                error = await try_one(port, cookie, last=attempt == retries)
+                if error is None:
+                    return
+                # A refused or reset handshake (a full listen queue): retry like a
+                # browser would, after a backoff; counted apart from failures.
+                retried += 1
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+        async def try_one(port, cookie, last):
             async with semaphore:
                 subscriber = Subscriber(self)
                 t0 = time.perf_counter()
@@ -163,10 +176,14 @@ class Worker:
                         raise RuntimeError("welcome says anonymous: the session was not accepted")
                     handshake_times.append(time.perf_counter() - t0)
                     self.subscribers.append(subscriber)
+                    return None
                 except Exception as error:
-                    failures.append(f"{type(error).__name__}: {error}"[:200])
                     if subscriber.ws is not None:
                         subscriber.ws.abort()
+                    if last or not isinstance(error, ConnectionError):
+                        failures.append(f"{type(error).__name__}: {error}"[:200])
+                        return None
+                    return error
 
         await asyncio.gather(*(open_one(port, cookie) for port, cookie in targets))
         return {
@@ -174,6 +191,7 @@ class Worker:
             "done": time.time(),
             "ok": len(self.subscribers),
             "failed": len(failures),
+            "retried": retried,
             "failures": failures[:5],
             "handshake_times": handshake_times.tobytes(),
         }

@@ -179,7 +179,22 @@ def machine() -> dict:
                 break
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "realtime", "config"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
+    except OSError:
+        commit, dirty = "unknown", []
     return {
+        # The server code measured: a commit, plus uncommitted changes if any.
+        "commit": commit,
+        "server_code_changes": [line[3:] for line in dirty if line.strip()],
         "nproc": os.cpu_count(),
         "cpu": model,
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
@@ -539,6 +554,7 @@ class Result:
     rate: float | None = None
     connected: int = 0
     connect_failures: int = 0
+    connect_retries: int = 0
     handshakes_per_s: float = 0.0
     handshake_p50_ms: float = 0.0
     handshake_p99_ms: float = 0.0
@@ -632,6 +648,9 @@ async def connect_phase(workers, result, targets, args) -> None:
     done = max(r["done"] for r in replies)
     result.connected = sum(r["ok"] for r in replies)
     result.connect_failures = sum(r["failed"] for r in replies)
+    result.connect_retries = sum(r["retried"] for r in replies)
+    if result.connect_retries:
+        result.notes.append(f"{result.connect_retries} handshakes reset and retried")
     for r in replies:
         result.notes += [f"connect: {f}" for f in r["failures"][:2]]
     times = array("d")
@@ -907,7 +926,7 @@ def table(results: list[Result]) -> str:
             out.append("")
         header = (
             "| scenario | layer | procs | connections | KiB per idle connection | handshakes/s | "
-            "handshake p50 ms | p99 ms | server RSS MiB | failures |"
+            "handshake p50 ms | p99 ms | server RSS MiB | retried | failures |"
         )
         out += [header, "|" + "---|" * header.count(" | ") + "---|"]
         for r in idle:
@@ -924,6 +943,7 @@ def table(results: list[Result]) -> str:
                         fmt(r.handshake_p50_ms, "{:.1f}"),
                         fmt(r.handshake_p99_ms, "{:.1f}"),
                         fmt(r.server_rss_mib, "{:.0f}"),
+                        str(r.connect_retries),
                         (r.error or str(r.connect_failures)),
                     ]
                 )
@@ -995,6 +1015,10 @@ async def bench(args, chosen, database, fixtures, workdir, state) -> list[Result
             state["servers"] = None
             state["workers"] = []
         results.append(result)
+        # Kept as the run goes: an interrupted run still leaves its figures.
+        (workdir / "results-partial.json").write_text(
+            json.dumps([asdict(r) for r in results], indent=1, default=str)
+        )
         summary = (
             f"    delivered/s {fmt(result.delivered_per_s)}  loss {result.lost}  "
             f"dup {result.duplicates}  ooo {result.out_of_order}  "
@@ -1109,6 +1133,10 @@ def main(argv=None) -> int:
     print(
         f"machine: {info['nproc']} cores, {info['cpu']}, {info['memory_gib']} GiB; "
         f"work directory {workdir}"
+    )
+    print(
+        f"server code: commit {info['commit']}, "
+        f"uncommitted: {info['server_code_changes'] or 'none'}"
     )
     results: list[Result] = []
     try:
