@@ -18,7 +18,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from realtime import connections, protocol
-from realtime.backpressure import daphne_protocol, discard_unsent, unwritten_bytes
+from realtime.backpressure import (
+    daphne_protocol,
+    discard_unsent,
+    unwritten_bytes,
+    write_now,
+)
 from realtime.delivery import Outgoing, get_hub
 from realtime.errors import RealtimeError, TooManySubscriptions
 from realtime.presence import get_presence
@@ -324,7 +329,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return
         if self.wire is not None and self.wire.state == self.wire.STATE_OPEN:
             # Under daphne: the frame built once for every socket, written directly.
-            self.wire.sendPreparedMessage(event.prepared(self.wire.factory))
+            prepared = event.prepared(self.wire.factory)
+            if self.wire._perMessageCompress is not None or not write_now(
+                self.wire, prepared.payloadHybi
+            ):
+                self.wire.sendPreparedMessage(prepared)
         else:
             await self.send_text(event.text)
 

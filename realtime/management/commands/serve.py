@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 
 logger = logging.getLogger("realtime.serve")
 CLOSE_TIMEOUT = 30
+LISTEN_BACKLOG = 1024
 
 
 class Command(BaseCommand):
@@ -58,11 +59,15 @@ class Command(BaseCommand):
 
         from config.asgi import application
 
-        endpoints = build_endpoint_description_strings(
-            host=None if options["unix_socket"] else options["bind"],
-            port=None if options["unix_socket"] else options["port"],
-            unix_socket=options["unix_socket"],
-        )
+        endpoints = [
+            # Twisted listens with a backlog of 50: a burst of handshakes was reset.
+            f"{endpoint}:backlog={LISTEN_BACKLOG}"
+            for endpoint in build_endpoint_description_strings(
+                host=None if options["unix_socket"] else options["bind"],
+                port=None if options["unix_socket"] else options["port"],
+                unix_socket=options["unix_socket"],
+            )
+        ]
         where = options["unix_socket"] or f"http://{options['bind']}:{options['port']}"
         max_bytes = settings.REALTIME["MAX_FRAME_BYTES"]
         server = ListeningServer(
