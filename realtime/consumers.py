@@ -283,9 +283,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return None
 
     async def presence_changed(self, topic: str, *, joins: list, leaves: list) -> None:
-        from realtime.delivery import send_topic_frame
-
-        await send_topic_frame(topic, protocol.presence_diff_frame(topic, joins, leaves))
+        self.hub.presence_changed(topic, joins=joins, leaves=leaves)
 
     async def publish(self, request: Request) -> None:
         topic = parse_topic(request.topic)

@@ -36,6 +36,7 @@ CONTROL_GROUP = "realtime.control"
 DASHBOARD_TOPIC = "dashboard"
 GAP_WAIT_SECONDS = 0.15
 SWEEP_SECONDS = 3.0
+PRESENCE_BATCH_SECONDS = 0.05
 
 
 class LocalConnection(Protocol):
@@ -91,6 +92,8 @@ class Hub:
         self.keeper: asyncio.Task | None = None
         self.ready = asyncio.Lock()
         self.tickers: dict[str, asyncio.Task] = {}
+        self.presence_pending: dict[str, tuple[dict, dict]] = {}
+        self.background_tasks: set[asyncio.Task] = set()
         # Worst publish-to-write delay seen since the last dashboard tick.
         self.lag_ms = 0.0
 
@@ -185,6 +188,39 @@ class Hub:
                 await self.layer.group_discard(group_name(topic), self.channel)
             except Exception:
                 logger.warning("could not leave group of %s", topic, exc_info=True)
+
+    def presence_changed(self, topic: str, *, joins: list[dict], leaves: list[dict]) -> None:
+        """
+        Queue a presence change; this process sends one `presence_diff` per
+        topic per PRESENCE_BATCH_SECONDS. A thousand users joining at once
+        would otherwise cost a diff per join to every subscriber (N² frames).
+        A join and a leave of the same user within the window cancel out.
+        """
+        pending = self.presence_pending.get(topic)
+        if pending is None:
+            pending = self.presence_pending[topic] = ({}, {})
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                PRESENCE_BATCH_SECONDS, lambda: self.background(self.flush_presence(topic))
+            )
+        joined, left = pending
+        for user in joins:
+            if left.pop(user["id"], None) is None:
+                joined[user["id"]] = user
+        for user in leaves:
+            if joined.pop(user["id"], None) is None:
+                left[user["id"]] = user
+
+    async def flush_presence(self, topic: str) -> None:
+        joined, left = self.presence_pending.pop(topic, ({}, {}))
+        if joined or left:
+            frame = protocol.presence_diff_frame(topic, list(joined.values()), list(left.values()))
+            await send_topic_frame(topic, frame)
+
+    def background(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background_tasks.add(task)
+        task.add_done_callback(self.background_tasks.discard)
 
     def subscribers(self, topic: str) -> Iterable[LocalConnection]:
         route = self.routes.get(topic)

@@ -35,6 +35,14 @@ async def joined(server, session, topic) -> websockets.ClientConnection:
     await receive(socket_)
     await socket_.send(json.dumps({"type": "subscribe", "topic": topic, "ref": "s"}))
     await receive_until(socket_, "presence_state" if topic.startswith("room:") else "subscribed")
+    if topic.startswith("room:"):
+        # Its own join comes back too (batched by the hub, so after the state).
+        while True:
+            frame = await receive(socket_)
+            if frame["type"] == "presence_diff" and session.user_id in (
+                u["id"] for u in frame["joins"]
+            ):
+                break
     return socket_
 
 

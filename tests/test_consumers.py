@@ -465,7 +465,7 @@ async def test_since_ahead_of_the_topic_is_not_recovered(user, room):
 
 async def test_resending_a_publish_with_the_same_id_is_stored_once(user, other_user, room):
     listener = await connect(other_user)
-    await listener.subscribe("room:general")
+    await listener.join("room:general")
     client = await connect(user)
     first = await client.request(say("once", ref="a", id="msg-1"))
     second = await client.request(say("once", ref="b", id="msg-1"))
@@ -519,8 +519,7 @@ async def test_server_side_publish_inside_a_rolled_back_transaction_never_goes_o
     from django.db import transaction
 
     client = await connect(user)
-    await client.subscribe("room:general")
-    await client.receive_until("presence_state")
+    await client.join("room:general")
 
     def publish_then_fail():
         with transaction.atomic():
@@ -539,8 +538,7 @@ async def test_server_side_publish_inside_a_rolled_back_transaction_never_goes_o
 
 async def test_events_that_the_channel_layer_lost_are_filled_in_from_the_database(user, room):
     client = await connect(user)
-    await client.subscribe("room:general")
-    await client.receive_until("presence_state")
+    await client.join("room:general")
 
     def store_without_broadcast(text):
         # A publication whose broadcast never reached the layer (Redis down).
@@ -571,6 +569,7 @@ async def test_presence_state_lists_subscribers_and_diffs_track_joins_and_leaves
     assert frames["type"] == "subscribed"
     state = [f for f in await alice.receive_until("presence_state")][-1]
     assert state["users"] == [{"id": user.pk, "username": user.username}]
+    assert (await alice.receive())["joins"] == [{"id": user.pk, "username": user.username}]
     bob = await connect(other_user)
     await bob.subscribe("room:general")
     state = (await bob.receive_until("presence_state"))[-1]
@@ -590,8 +589,7 @@ async def test_presence_state_lists_subscribers_and_diffs_track_joins_and_leaves
 
 async def test_user_with_two_tabs_joins_once_and_leaves_once(user, other_user, room):
     watcher = await connect(other_user)
-    await watcher.subscribe("room:general")
-    await watcher.receive_until("presence_state")
+    await watcher.join("room:general")
     tab1 = await connect(user)
     await tab1.subscribe("room:general")
     tab2 = await connect(user)
@@ -782,3 +780,20 @@ async def test_non_staff_cannot_open_the_live_connections_page(user):
     await sync_to_async(http.force_login)(user)
     response = await sync_to_async(http.get)("/admin/realtime/liveconnection/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+async def test_presence_changes_close_together_arrive_as_one_diff(room):
+    users = [await sync_to_async(UserFactory)() for _ in range(4)]
+    watcher = await connect(users[0])
+    await watcher.join("room:general")
+    others = [await connect(user) for user in users[1:]]
+    await asyncio.gather(*(client.subscribe("room:general") for client in others))
+    frames = []
+    while not await watcher.nothing_arrives(0.3):
+        frames.append(await watcher.receive())
+    diffs = [f for f in frames if f["type"] == "presence_diff"]
+    joined = [u["id"] for d in diffs for u in d["joins"]]
+    assert sorted(joined) == sorted(u.pk for u in users[1:])
+    assert len(diffs) < 3
+    for client in [watcher, *others]:
+        await client.close()

@@ -67,6 +67,10 @@ class Client:
         reply = await self.subscribe(topic, **fields)
         if topic.startswith("room:"):
             await self.receive_until("presence_state")
+            # The socket's own join, batched by the hub, follows shortly.
+            while not await self.nothing_arrives(0.15):
+                frame = await self.receive()
+                assert frame["type"] == "presence_diff", frame
         return reply
 
     async def nothing_arrives(self, timeout: float = 0.3) -> bool:
