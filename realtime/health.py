@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
@@ -27,8 +28,6 @@ def database_check() -> None:
 
 async def healthz(request):
     """200 when the database and the channel layer answer; 503 naming what failed."""
-    from asgiref.sync import sync_to_async
-
     checks = {}
     for name, check in (
         ("database", sync_to_async(database_check)),
