@@ -368,3 +368,17 @@ async def hubs_close_all(code: int) -> None:
         return
     for connection in list(hub.connections.values()):
         await connection.close_with(code)
+
+
+async def hubs_flush_presence() -> None:
+    """Send the presence diffs still waiting for their batch (before exiting)."""
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is not None:
+        for topic in list(hub.presence_pending):
+            await hub.flush_presence(topic)
+
+
+def hubs_connection_count() -> int:
+    """Sockets of this process that have not finished their disconnect logic."""
+    hub = _hubs.get(asyncio.get_running_loop())
+    return len(hub.connections) if hub is not None else 0

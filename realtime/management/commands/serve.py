@@ -137,7 +137,11 @@ class GracefulShutdown:
         asyncio.get_event_loop().create_task(self.run())
 
     async def run(self) -> None:
-        from realtime.delivery import hubs_close_all
+        from realtime.delivery import (
+            hubs_close_all,
+            hubs_connection_count,
+            hubs_flush_presence,
+        )
         from realtime.protocol import CLOSE_RESTART
 
         for port in self.server.ports:
@@ -147,8 +151,14 @@ class GracefulShutdown:
             await hubs_close_all(CLOSE_RESTART)
         except Exception:
             logger.exception("closing sockets failed")
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110 (polls daphne state)
-            not details.get("disconnected") for details in self.server.connections.values()
+        while time.monotonic() < deadline and (  # noqa: ASYNC110 (polls daphne state)
+            hubs_connection_count()
+            or any(not d.get("disconnected") for d in self.server.connections.values())
         ):
             await asyncio.sleep(0.05)
+        try:
+            # The sockets' presence leaves, batched, must go out before we do.
+            await hubs_flush_presence()
+        except Exception:
+            logger.exception("sending the last presence diffs failed")
         self.reactor.stop()
