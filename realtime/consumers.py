@@ -83,9 +83,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             if protocol.SUBPROTOCOL in self.scope.get("subprotocols", [])
             else None
         )
+        self.user_brief = user_brief(self.user) if self.user.is_authenticated else None
         await self.accept(subprotocol=subprotocol)
         await self.hub.attach(self)
-        self.user_brief = user_brief(self.user) if self.user.is_authenticated else None
         self.entry = connections.new_entry(
             connection_id=self.connection_id,
             user_id=self.user_brief and self.user_brief["id"],
