@@ -21,8 +21,8 @@ async def test_nginx_carries_websockets_to_both_upstreams(
     # Not pytest's tmp_path: nginx's workers (another user) must reach the sockets.
     workdir = Path(tempfile.mkdtemp(prefix="realtime-cluster-test-"))
     cluster = Cluster(processes=2, port=free_port(), env=env, workdir=workdir)
-    await asyncio.to_thread(cluster.start)
     try:
+        await asyncio.to_thread(cluster.start)
         servers = await check(cluster, username, "deploy-pass-123")
         assert len(servers) == 2
         assert all(count >= 1 for count in servers.values())
