@@ -123,34 +123,35 @@ class RedisRegistry:
         await redis.srem(key("servers"), server)
 
 
-async def presence_leave_all(entry: dict) -> None:
-    """A socket's presence leaves every topic it was on (diffs sent where it was the last)."""
-    from realtime.delivery import send_topic_frame
-    from realtime.presence import get_presence
-    from realtime.protocol import presence_diff_frame
+def presence_places(entry: dict):
+    """(topic, user brief) for each topic with presence that a registry entry is on."""
     from realtime.topics import parse_topic
 
     if entry.get("user_id") is None:
         return
     brief = {"id": entry["user_id"], "username": entry["username"]}
     for topic in entry.get("topics", ()):
-        if not parse_topic(topic).presence:
-            continue
+        if parse_topic(topic).presence:
+            yield topic, brief
+
+
+async def presence_leave_all(entry: dict) -> None:
+    """A socket's presence leaves every topic it was on (diffs sent where it was the last)."""
+    from realtime.delivery import send_topic_frame
+    from realtime.presence import get_presence
+    from realtime.protocol import presence_diff_frame
+
+    for topic, brief in presence_places(entry):
         if await get_presence().leave(topic, brief["id"], entry["connection_id"]):
             await send_topic_frame(topic, presence_diff_frame(topic, [], [brief]))
 
 
 async def presence_restore(entries: list[dict]) -> None:
     from realtime.presence import get_presence
-    from realtime.topics import parse_topic
 
     for entry in entries:
-        if entry.get("user_id") is None:
-            continue
-        brief = {"id": entry["user_id"], "username": entry["username"]}
-        for topic in entry.get("topics", ()):
-            if parse_topic(topic).presence:
-                await get_presence().restore(topic, brief, entry["connection_id"])
+        for topic, brief in presence_places(entry):
+            await get_presence().restore(topic, brief, entry["connection_id"])
 
 
 _local = LocalRegistry()

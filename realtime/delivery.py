@@ -28,7 +28,13 @@ from django.conf import settings
 
 from realtime import protocol
 from realtime.connections import keep_registry
-from realtime.publishing import event_frame, events_between, group_name
+from realtime.publishing import (
+    event_frame,
+    events_between,
+    group_name,
+    topic_offset,
+    topic_offsets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +151,6 @@ class Hub:
             route = self.routes[topic] = TopicRoute(topic=topic)
             await self.layer.group_add(group_name(topic), self.channel)
             if history:
-                from realtime.publishing import topic_offset
-
                 # Everything up to here is in the database; later events come by the group.
                 route.delivered = await database_sync_to_async(topic_offset)(topic)
         route.subscribers.add(connection)
@@ -282,8 +286,6 @@ class Hub:
         publication whose broadcast was lost (Redis down, a full channel) with no
         later event to reveal the gap is delivered here.
         """
-        from realtime.publishing import topic_offsets
-
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             routes = {t: r for t, r in self.routes.items() if r.delivered is not None}
@@ -361,24 +363,26 @@ async def send_topic_frame(topic: str, frame: dict) -> None:
     )
 
 
+def running_hub() -> Hub | None:
+    """The running loop's hub if it has one (without making one)."""
+    return _hubs.get(asyncio.get_running_loop())
+
+
 async def hubs_close_all(code: int) -> None:
     """Close every socket of this process with `code` (a graceful restart)."""
-    hub = _hubs.get(asyncio.get_running_loop())
-    if hub is None:
-        return
-    for connection in list(hub.connections.values()):
+    hub = running_hub()
+    for connection in list(hub.connections.values()) if hub else ():
         await connection.close_with(code)
 
 
 async def hubs_flush_presence() -> None:
     """Send the presence diffs still waiting for their batch (before exiting)."""
-    hub = _hubs.get(asyncio.get_running_loop())
-    if hub is not None:
-        for topic in list(hub.presence_pending):
-            await hub.flush_presence(topic)
+    hub = running_hub()
+    for topic in list(hub.presence_pending) if hub else ():
+        await hub.flush_presence(topic)
 
 
 def hubs_connection_count() -> int:
     """Sockets of this process that have not finished their disconnect logic."""
-    hub = _hubs.get(asyncio.get_running_loop())
-    return len(hub.connections) if hub is not None else 0
+    hub = running_hub()
+    return len(hub.connections) if hub else 0

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from realtime.models import Event
+from realtime.models import Event, TopicSequence
 from realtime.topics import Topic, parse_topic
 
 logger = logging.getLogger(__name__)
@@ -139,16 +139,11 @@ def next_offset(topic: str) -> int:
 
 def topic_offset(topic: str) -> int:
     """The latest offset of a topic with history (0 before its first event)."""
-    from realtime.models import TopicSequence
-
-    row = TopicSequence.objects.filter(topic=topic).values_list("last_offset", flat=True)
-    return row.first() or 0
+    return topic_offsets([topic])[topic]
 
 
 def topic_offsets(topics: list[str]) -> dict[str, int]:
     """The latest offset of each of `topics` (0 for those without events), in one query."""
-    from realtime.models import TopicSequence
-
     found = dict(TopicSequence.objects.filter(topic__in=topics).values_list("topic", "last_offset"))
     return {topic: found.get(topic, 0) for topic in topics}
 
@@ -187,8 +182,6 @@ def events_between(topic: str, after: int, before: int) -> list[dict]:
 
 def events_prune(*, topic: str | None = None) -> int:
     """Forget events that are both older than the retention time and not among the newest N."""
-    from realtime.models import TopicSequence
-
     keep_events = settings.REALTIME["RETAIN_EVENTS"]
     cutoff = timezone.now() - timedelta(seconds=settings.REALTIME["RETAIN_SECONDS"])
     sequences = TopicSequence.objects.all()

@@ -9,6 +9,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import override_settings
 
 from config.asgi import application
@@ -161,7 +162,7 @@ async def test_multibyte_frame_over_64_kib_in_bytes_closes_with_4009(user):
 
 @override_settings(
     REALTIME={
-        **__import__("django.conf").conf.settings.REALTIME,
+        **settings.REALTIME,
         "RATE_BURST": 5,
         "RATE_PER_SECOND": 1.0,
     }
@@ -197,9 +198,7 @@ async def test_flooding_client_is_closed_with_4429_and_others_are_unharmed(user,
     await bystander.close()
 
 
-@override_settings(
-    REALTIME={**__import__("django.conf").conf.settings.REALTIME, "MAX_SUBSCRIPTIONS": 2}
-)
+@override_settings(REALTIME={**settings.REALTIME, "MAX_SUBSCRIPTIONS": 2})
 async def test_subscription_cap_answers_too_many_subscriptions(user):
     client = await connect(user)
     await client.subscribe("broadcast")
