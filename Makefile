@@ -26,9 +26,11 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py demo_data
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py serve --bind $(HOST) --port $(PORT)
 
+# Style, and the architecture: the gateway never imports the chat site, no import cycles.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -51,7 +53,7 @@ cluster: install
 cluster-check: install
 	$(PY) deploy/cluster.py --processes 2 --port $${CLUSTER_PORT:-8080} --check
 
-# The fan-out benchmark of issue 6 (docs/performance.md); SCENARIO=quick for a short run.
+# The fan-out benchmark (docs/performance.md); SCENARIO=quick for a short run.
 bench: install
 	$(PY) -m bench --scenario $${SCENARIO:-all}
 

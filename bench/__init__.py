@@ -1,1 +1,1 @@
-"""The fan-out benchmark of issue 6: `python -m bench` (see bench/run.py, docs/performance.md)."""
+"""The fan-out benchmark: `python -m bench` (see bench/run.py, docs/performance.md)."""

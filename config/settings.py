@@ -2,7 +2,7 @@
 Settings for the realtime platform, read from the environment.
 
 Every variable is documented in README.md (Configuration) and
-../shared/PROTOCOL.md. The embedded defaults run one process on SQLite and the
+docs/PROTOCOL.md. The embedded defaults run one process on SQLite and the
 in-process channel layer; DATABASE_URL and REDIS_URL switch to PostgreSQL and
 Redis.
 """
@@ -261,6 +261,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The gateway's refusals and model validation as REST answers, in one place.
+    "EXCEPTION_HANDLER": "realtime.chat.api.exceptions.realtime_exception_handler",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
@@ -269,7 +271,8 @@ if DEBUG:
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
 SPECTACULAR_SETTINGS = {
     "TITLE": "Realtime platform API",
-    "DESCRIPTION": "REST half of ../shared/PROTOCOL.md; the WebSocket half is /ws/.",
+    "DESCRIPTION": "The REST half of the realtime protocol (docs/PROTOCOL.md in the "
+    "repository); the WebSocket half is /ws/.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -294,9 +297,18 @@ REALTIME = {
     # catches up, or this many bytes wait unwritten for a client that reads slowly.
     "MAX_BACKLOG": env.int("REALTIME_MAX_BACKLOG", default=1000),
     "MAX_BACKLOG_BYTES": env.int("REALTIME_MAX_BACKLOG_BYTES", default=4 * 1024 * 1024),
-    "DASHBOARD_INTERVAL_SECONDS": 1.0,
-    # Where the live state shared by processes (connections, presence) lives.
-    "STATE_BACKEND": "redis" if REDIS_ENABLED else "local",
+    # Where the live state shared by processes lives (dotted paths, chosen once):
+    # in this process alone, or in Redis for every process.
+    "REGISTRY_BACKEND": (
+        "realtime.gateway.registry.RedisRegistry"
+        if REDIS_ENABLED
+        else "realtime.gateway.registry.LocalRegistry"
+    ),
+    "PRESENCE_BACKEND": (
+        "realtime.gateway.presence.RedisPresence"
+        if REDIS_ENABLED
+        else "realtime.gateway.presence.LocalPresence"
+    ),
     "REDIS_PREFIX": REDIS_PREFIX,
     # A process that has not renewed its key for this long is dead: survivors
     # remove its connections and presence (it renews every sixth of it).

@@ -155,7 +155,7 @@ def http_ok(url: str) -> bool:
 async def check(cluster: Cluster, username: str, password: str) -> dict:
     """Open sockets through nginx until every upstream holds one; what each server holds."""
     sys.path.insert(0, str(ROOT))
-    from tests.live import HttpSession, receive, ws_connect
+    from deploy.client import HttpSession, receive, ws_connect
 
     class Front:
         url = cluster.url

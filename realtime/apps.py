@@ -6,4 +6,5 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self):
-        from realtime import signals  # noqa: F401
+        # The chat site's topic families and the receivers that keep sockets in step.
+        from realtime.chat import families, signals  # noqa: F401

@@ -57,7 +57,11 @@ def in_memory_channel_layer(settings):
             "CONFIG": {"capacity": 10_000},
         }
     }
-    settings.REALTIME = {**settings.REALTIME, "STATE_BACKEND": "local"}
+    settings.REALTIME = {
+        **settings.REALTIME,
+        "REGISTRY_BACKEND": "realtime.gateway.registry.LocalRegistry",
+        "PRESENCE_BACKEND": "realtime.gateway.presence.LocalPresence",
+    }
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()

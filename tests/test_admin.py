@@ -4,7 +4,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import Client
 
-from realtime import services
+from realtime.chat import services
 from realtime.models import Announcement, Event, Notification, Room
 from tests.factories import StaffFactory, UserFactory
 

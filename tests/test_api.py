@@ -6,9 +6,10 @@ from channels.layers import get_channel_layer
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from realtime import connections, services
+from realtime.chat import services
+from realtime.gateway import registry as connections
+from realtime.gateway.control import group_name
 from realtime.models import Announcement, Event, Message, Notification, Room
-from realtime.publishing import group_name
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db

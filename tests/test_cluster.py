@@ -13,7 +13,8 @@ import uuid
 import pytest
 import websockets
 
-from tests.live import HttpSession, LiveServer, free_port, receive, receive_until, ws_connect
+from deploy.client import HttpSession, receive, receive_until, ws_connect
+from tests.live import LiveServer, free_port
 
 PASSWORD = "cluster-pass-123"
 

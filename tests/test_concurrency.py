@@ -7,9 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from realtime.services import message_create
+from realtime.chat.services import message_create
+from realtime.gateway.testing import connect
 from tests.factories import UserFactory
-from tests.ws import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,13 +13,14 @@ from django.conf import settings
 from django.test import override_settings
 
 from config.asgi import application
-from realtime import protocol
-from realtime.connections import connection_disconnect, connections_list
+from realtime.chat.services import announcement_create, message_create, notification_create
+from realtime.gateway import protocol
+from realtime.gateway.control import connection_disconnect
+from realtime.gateway.publishing import publish
+from realtime.gateway.registry import connections_list
+from realtime.gateway.testing import connect
 from realtime.models import Event, Message, Notification, TopicSequence
-from realtime.publishing import publish
-from realtime.services import announcement_create, message_create, notification_create
 from tests.factories import RoomFactory, StaffFactory, UserFactory
-from tests.ws import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -483,7 +484,7 @@ async def test_resending_a_publish_with_the_same_id_is_stored_once(user, other_u
 
 
 async def test_kind_read_events_are_numbered_and_replayed(user):
-    from realtime.services import notifications_mark_read
+    from realtime.chat.services import notifications_mark_read
 
     first = await sync_to_async(notification_create)(user=user, title="one")
     notification = await sync_to_async(Notification.objects.get)()
@@ -541,7 +542,7 @@ async def test_events_that_the_channel_layer_lost_are_filled_in_from_the_databas
 
     def store_without_broadcast(text):
         # A publication whose broadcast never reached the layer (Redis down).
-        from realtime import publishing
+        from realtime.gateway import publishing
 
         original = publishing.broadcast
         publishing.broadcast = lambda publication: None
@@ -684,7 +685,7 @@ async def test_expired_session_closes_the_socket_with_4401(user):
     client = await connect(user)
     await sync_to_async(Session.objects.update)(expire_date=timezone.now() - timedelta(seconds=1))
     # An expiry is noticed on the socket's schedule; a verify nudges it here.
-    from realtime.connections import user_sessions_verify
+    from realtime.gateway.control import user_sessions_verify
 
     await sync_to_async(user_sessions_verify)(user_id=user.pk)
     assert await client.closed_with(timeout=5) == protocol.CLOSE_SESSION_ENDED
@@ -693,12 +694,12 @@ async def test_expired_session_closes_the_socket_with_4401(user):
 async def test_server_error_in_a_handler_answers_server_error_and_keeps_the_socket(
     user, room, monkeypatch
 ):
-    from realtime import consumers
+    from realtime.gateway import consumer
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(consumers, "socket_publish", broken)
+    monkeypatch.setattr(consumer, "publish_as", broken)
     client = await connect(user)
     error = await client.request(say("x", ref="e"))
     assert (error["code"], error["ref"]) == ("server_error", "e")
@@ -725,9 +726,9 @@ async def test_another_staff_user_can_see_private_rooms(private_room):
 
 
 async def test_a_lost_last_event_is_delivered_by_the_sweep(user, room, monkeypatch):
-    from realtime import delivery, publishing
+    from realtime.gateway import hub, publishing
 
-    monkeypatch.setattr(delivery, "SWEEP_SECONDS", 0.2)
+    monkeypatch.setattr(hub, "SWEEP_SECONDS", 0.2)
     client = await connect(user)
     await client.join("room:general")
     # Its broadcast never reaches the layer, and no later event reveals the gap.

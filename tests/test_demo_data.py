@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from realtime.gateway.history import topic_offset
 from realtime.models import Event, Message, Notification, Room
-from realtime.publishing import topic_offset
 
 pytestmark = pytest.mark.django_db
 

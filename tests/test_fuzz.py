@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests.ws import connect
+from realtime.gateway.testing import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

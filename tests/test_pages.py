@@ -6,7 +6,7 @@ import re
 import pytest
 from django.test import Client
 
-from realtime import services
+from realtime.chat import services
 from realtime.models import Room
 from tests.factories import RoomFactory, UserFactory
 from tests.test_auth_pages import assert_no_inline_code

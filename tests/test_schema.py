@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from realtime import services
+from realtime.chat import services
 from tests.factories import RoomFactory, StaffFactory, UserFactory
 
 # Bounded so the suite stays quick; FUZZ_EXAMPLES=500 for a longer hunt.

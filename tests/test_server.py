@@ -12,7 +12,7 @@ import uuid
 import pytest
 import websockets
 
-from tests.live import HttpSession, receive, receive_until, ws_connect
+from deploy.client import HttpSession, receive, receive_until, ws_connect
 
 PASSWORD = "live-pass-123"
 

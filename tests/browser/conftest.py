@@ -11,8 +11,9 @@ import uuid
 
 import pytest
 
+from deploy.client import HttpSession
 from tests.conftest import CHROMIUM, need_service
-from tests.live import HttpSession, LiveServer
+from tests.live import LiveServer
 
 LAUNCH_ARGS = [
     "--no-sandbox",

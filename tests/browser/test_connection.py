@@ -5,8 +5,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from deploy.client import HttpSession
 from tests.browser.conftest import PASSWORD, badge, create_room, messages, send
-from tests.live import HttpSession, LiveServer
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 OFFLINE = "Offline — messages will be sent when you're back"

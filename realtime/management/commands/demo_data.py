@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from realtime import services
+from realtime.chat import services
 from realtime.models import Room
 
 # username: (password, is_staff/superuser)

@@ -8,14 +8,14 @@ clients come back after a random 0 to 5 s), lets each run its disconnect logic
 (presence leave, registry removal), and exits within `--grace` seconds.
 """
 
-import asyncio
 import logging
 import os
-import signal
-import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from realtime.gateway.shutdown import GracefulShutdown
+from realtime.gateway.transport import log_capabilities
 
 logger = logging.getLogger("realtime.serve")
 CLOSE_TIMEOUT = 30
@@ -89,6 +89,7 @@ class Command(BaseCommand):
             ready_callable=lambda: self.stdout.write(f"Serving on {where} (pid {os.getpid()})"),
             verbosity=1,
         )
+        log_capabilities()
         shutdown = GracefulShutdown(server, reactor, grace=options["grace"])
         reactor.callWhenRunning(shutdown.install)
         # A closing client (shed as too slow, or a restart) gets this long to
@@ -111,54 +112,3 @@ def listening_server_class():
             return super().listen_success(port)
 
     return ListeningServer
-
-
-class GracefulShutdown:
-    """SIGTERM/SIGINT: stop listening, close sockets with 4012, wait, stop."""
-
-    def __init__(self, server, reactor, *, grace: float):
-        self.server = server
-        self.reactor = reactor
-        self.grace = grace
-        self.started = False
-
-    def install(self) -> None:
-        loop = asyncio.get_event_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.begin)
-
-    def begin(self) -> None:
-        if self.started:
-            # A second signal: stop now.
-            self.reactor.stop()
-            return
-        self.started = True
-        logger.info("shutting down: closing sockets with 4012")
-        asyncio.get_event_loop().create_task(self.run())
-
-    async def run(self) -> None:
-        from realtime.delivery import (
-            hubs_close_all,
-            hubs_connection_count,
-            hubs_flush_presence,
-        )
-        from realtime.protocol import CLOSE_RESTART
-
-        for port in self.server.ports:
-            port.stopListening()
-        deadline = time.monotonic() + self.grace
-        try:
-            await hubs_close_all(CLOSE_RESTART)
-        except Exception:
-            logger.exception("closing sockets failed")
-        while time.monotonic() < deadline and (  # noqa: ASYNC110 (polls daphne state)
-            hubs_connection_count()
-            or any(not d.get("disconnected") for d in self.server.connections.values())
-        ):
-            await asyncio.sleep(0.05)
-        try:
-            # The sockets' presence leaves, batched, must go out before we do.
-            await hubs_flush_presence()
-        except Exception:
-            logger.exception("sending the last presence diffs failed")
-        self.reactor.stop()

@@ -1,7 +1,9 @@
 // @ts-check
 /**
  * realtime.js: the browser client of the site's real-time protocol, version 1
- * (PROTOCOL.md). One ES module, no dependencies, one export: `RealtimeClient`.
+ * (PROTOCOL.md). The one entry point, an ES module with no dependencies but
+ * its parts in `client/` (imported by relative URL), and one export:
+ * `RealtimeClient`.
  *
  * ```js
  * import { RealtimeClient } from "/static/realtime/realtime.js";
@@ -52,25 +54,26 @@
  *   (1000 from the server), `disconnected_by_admin` (4000), `binary_frame` (4003),
  *   `frame_too_large` (4009), `signed_out` (4401)
  *
+ * This module holds the socket, the heartbeat and the state machine; the
+ * rest is delegated to `client/`: `backoff.js` (the reconnection timer),
+ * `subscription.js` (one topic's state and the subscriptions to it),
+ * `push.js` (one publish waiting for its ack), `outbox.js` (the publishes
+ * not yet acked and their pacing), `frames.js`, `errors.js` and `events.js`.
+ *
  * @module realtime
  */
+import { BACKOFF_DEFAULTS, Backoff, backoffDelay } from "./client/backoff.js";
+import { closedError, errorFromFrame, realtimeError, report } from "./client/errors.js";
+import { closeEvent, detailEvent } from "./client/events.js";
+import { MAX_FRAME_BYTES } from "./client/frames.js";
+import { Outbox } from "./client/outbox.js";
+import { Push } from "./client/push.js";
+import { Subscription, Topic } from "./client/subscription.js";
 
-/**
- * A protocol frame: one JSON object with a string `type`.
- * @typedef {{type: string, [field: string]: any}} Frame
- */
-
-/**
- * An `event` frame, as a subscription handler receives it.
- * @typedef {object} EventFrame
- * @property {"event"} type
- * @property {string} topic
- * @property {number|null} offset  null on topics without history
- * @property {string} ts            ISO 8601 UTC
- * @property {Record<string, any>} data
- */
-
-/** @typedef {{id: number|string, username: string}} PresenceUser */
+/** @typedef {import("./client/frames.js").Frame} Frame */
+/** @typedef {import("./client/frames.js").EventFrame} EventFrame */
+/** @typedef {import("./client/frames.js").PresenceUser} PresenceUser */
+/** @typedef {import("./client/errors.js").RealtimeError} RealtimeError */
 
 /** @typedef {"connecting"|"open"|"reconnecting"|"closed"} State */
 
@@ -104,16 +107,11 @@
  * @property {any} [WebSocket]           WebSocket constructor (the global `WebSocket`)
  */
 
-/**
- * An Error from the client or from an `error` frame.
- * @typedef {Error & {code: string, topic?: string, retryAfterMs?: number, reason?: string, frame?: Frame}} RealtimeError
- */
-
 /** @type {Required<RealtimeOptions>} */
 const DEFAULTS = Object.freeze({
   protocols: ["realtime.v1"],
-  baseDelay: 500,
-  maxDelay: 30_000,
+  baseDelay: BACKOFF_DEFAULTS.baseDelay,
+  maxDelay: BACKOFF_DEFAULTS.maxDelay,
   restartJitterMs: 5_000,
   minUptime: 5_000,
   connectTimeout: 10_000,
@@ -122,15 +120,12 @@ const DEFAULTS = Object.freeze({
   maxQueue: 100,
   publishBurst: 20,
   publishRate: 10,
-  random: Math.random,
+  random: BACKOFF_DEFAULTS.random,
   debug: false,
   WebSocket: null,
 });
 
 const DEFAULT_HEARTBEAT_MS = 25_000;
-/** A publish dropped with `rate_limited` is sent again this many times before it rejects. */
-const MAX_RATE_LIMITED_RETRIES = 5;
-const MAX_FRAME_BYTES = 65_536;
 
 /**
  * What each close code means to the client: [reason, reconnect?]. Codes not
@@ -151,75 +146,6 @@ const CLOSE_POLICY = {
 };
 /** Closes that were our fault: reported as `error` too. */
 const ERROR_CLOSES = new Set([4003, 4009]);
-
-const utf8 = new TextEncoder();
-
-/**
- * @param {string} code
- * @param {string} message
- * @param {Partial<RealtimeError>} [extra]
- * @returns {RealtimeError}
- */
-function realtimeError(code, message, extra = {}) {
-  const err = /** @type {RealtimeError} */ (Object.assign(new Error(message), { code }, extra));
-  err.name = "RealtimeError";
-  return err;
-}
-
-/** @param {Frame} frame */
-function errorFromFrame(frame) {
-  return realtimeError(String(frame.code || "error"), String(frame.message || frame.code || "error"), {
-    topic: frame.topic,
-    retryAfterMs: frame.retry_after_ms,
-    frame,
-  });
-}
-
-/**
- * An event with a `detail`, where `CustomEvent` exists or not.
- * @param {string} type
- * @param {any} detail
- */
-function detailEvent(type, detail) {
-  if (typeof CustomEvent === "function") return new CustomEvent(type, { detail });
-  const event = new Event(type);
-  Object.defineProperty(event, "detail", { value: detail });
-  return event;
-}
-
-/**
- * A `close` event for the client: a real `CloseEvent` where there is one.
- * @param {number} code
- * @param {string} reason
- * @param {boolean} wasClean
- */
-function closeEvent(code, reason, wasClean) {
-  if (typeof CloseEvent === "function") return new CloseEvent("close", { code, reason, wasClean });
-  const event = new Event("close");
-  Object.defineProperties(event, {
-    code: { value: code, enumerable: true },
-    reason: { value: reason, enumerable: true },
-    wasClean: { value: wasClean, enumerable: true },
-  });
-  return event;
-}
-
-/** A client message id: 32 hex characters, random. */
-function randomId() {
-  const bytes = new Uint8Array(16);
-  if (globalThis.crypto && typeof globalThis.crypto.getRandomValues === "function") {
-    globalThis.crypto.getRandomValues(bytes);
-  } else {
-    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  }
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** @param {unknown} err */
-function report(err) {
-  if (typeof globalThis.reportError === "function") globalThis.reportError(err);
-  else console.error(err);
-}
 
 /**
  * The socket URL: `/ws/` on the page's host by default; relative URLs resolve
@@ -242,102 +168,6 @@ function resolveUrl(url) {
 }
 
 /**
- * What the client knows of one subscribed topic (shared by the subscriptions
- * made to it).
- * @typedef {object} TopicState
- * @property {string} topic
- * @property {number|null} offset      last offset seen (the `since` of the next subscribe)
- * @property {string|null} ref         ref of the subscribe sent on this connection, null when none was
- * @property {boolean} confirmed       its `subscribed` came on this connection
- * @property {Frame|null} frame        the first `subscribed` frame
- * @property {Set<Subscription>} subs
- * @property {Map<string, PresenceUser>} presence
- */
-
-/**
- * A publish waiting for its ack.
- * @typedef {object} OutboxEntry
- * @property {string} id        client message id, the same on every (re)send
- * @property {string} topic
- * @property {Record<string, any>} data
- * @property {string|null} ref  ref of the send on this connection, null while queued
- * @property {any} timer
- * @property {number} retries   times it was sent again after `rate_limited`
- * @property {(value: {topic: string, offset: number|null}) => void} resolve
- * @property {(err: RealtimeError) => void} reject
- */
-
-/**
- * What `subscribe()` returns.
- *
- * - `topic`: the topic.
- * - `ready`: settles with the `subscribed` frame, or rejects with an Error
- *   carrying the error frame's `code` (`forbidden`, `not_found`, ...) or
- *   `closed`/`unsubscribed`. It is marked handled, so an unawaited failure is
- *   no unhandled rejection (the error frame also arrives as a `message` event).
- * - `offset`: the last offset seen on the topic (null before any).
- * - `presence`: the users present (topics with presence), kept up to date.
- * - `active`: false after `unsubscribe()` or a refused subscription.
- * - `unsubscribe()`: stop receiving; the last subscription of a topic leaves it.
- */
-class Subscription {
-  /**
-   * @param {string} topic
-   * @param {(event: EventFrame) => void} handler
-   * @param {((users: PresenceUser[], frame: Frame) => void) | undefined} onPresence
-   * @param {(sub: Subscription) => void} leave
-   * @param {() => TopicState | undefined} state
-   */
-  constructor(topic, handler, onPresence, leave, state) {
-    /** @readonly */
-    this.topic = topic;
-    this.active = true;
-    this._handler = handler;
-    this._onPresence = onPresence;
-    this._leave = leave;
-    this._state = state;
-    this._settled = false;
-    /** @type {(frame: Frame) => void} */
-    this._resolve = () => {};
-    /** @type {(err: RealtimeError) => void} */
-    this._reject = () => {};
-    /** @type {Promise<Frame>} */
-    this.ready = new Promise((resolve, reject) => {
-      this._resolve = (frame) => {
-        if (!this._settled) (this._settled = true), resolve(frame);
-      };
-      this._reject = (err) => {
-        if (!this._settled) (this._settled = true), reject(err);
-      };
-    });
-    this.ready.catch(() => {});
-    /** @type {number|null} last offset seen while this subscription was active */
-    this._lastOffset = null;
-  }
-
-  /** The last offset seen on the topic (null before any). */
-  get offset() {
-    const state = this._state();
-    return state ? state.offset : this._lastOffset;
-  }
-
-  /** The users present on the topic, for topics with presence. */
-  get presence() {
-    const state = this._state();
-    return state ? Array.from(state.presence.values()) : [];
-  }
-
-  /** Stop receiving this topic's events (the last subscription leaves the topic). */
-  unsubscribe() {
-    if (!this.active) return;
-    this._lastOffset = this.offset;
-    this.active = false;
-    this._leave(this);
-    this._reject(realtimeError("unsubscribed", `Unsubscribed from ${this.topic}`, { topic: this.topic }));
-  }
-}
-
-/**
  * A WebSocket to the site that stays connected: see the module's comment.
  */
 export class RealtimeClient extends EventTarget {
@@ -354,11 +184,7 @@ export class RealtimeClient extends EventTarget {
    * @returns {number} milliseconds
    */
   static backoffDelay(attempt, options = {}) {
-    const base = options.baseDelay ?? DEFAULTS.baseDelay;
-    const cap = options.maxDelay ?? DEFAULTS.maxDelay;
-    const random = options.random ?? DEFAULTS.random;
-    const ceiling = Math.min(cap, base * 2 ** Math.max(0, attempt));
-    return Math.floor(random() * ceiling);
+    return backoffDelay(attempt, options);
   }
 
   /** @type {((event: Event) => any) | null} */
@@ -376,11 +202,8 @@ export class RealtimeClient extends EventTarget {
   #state = "connecting";
   /** @type {any} the current socket, null between attempts and once closed */
   #ws = null;
-  #attempt = 0;
-  /** @type {any} */
-  #retryTimer = null;
-  /** @type {number|null} */
-  #retryAt = null;
+  /** @type {Backoff} the timer of the next try */
+  #backoff;
   /** @type {any} */
   #connectTimer = null;
   /** @type {any} */
@@ -391,17 +214,12 @@ export class RealtimeClient extends EventTarget {
   #stopped = false;
   /** @type {Frame|null} */
   #welcome = null;
-  /** @type {Map<string, TopicState>} */
+  /** @type {Map<string, Topic>} */
   #topics = new Map();
-  /** @type {Map<string, {kind: "subscribe", topic: string} | {kind: "publish", entry: OutboxEntry} | {kind: "ping"}>} */
+  /** @type {Map<string, {kind: "subscribe", topic: string} | {kind: "publish", push: Push} | {kind: "ping"}>} */
   #pending = new Map();
-  /** @type {OutboxEntry[]} publishes not yet acked, in order */
-  #outbox = [];
-  /** @type {any} */
-  #pumpTimer = null;
-  #tokens = 0;
-  #tokensAt = 0;
-  #blockedUntil = 0;
+  /** @type {Outbox} publishes not yet acked, in order */
+  #outbox;
   /** @type {Set<any>} timers that die with the connection */
   #connectionTimers = new Set();
   #onOnline = () => this.#wake("online");
@@ -420,6 +238,8 @@ export class RealtimeClient extends EventTarget {
     const opts = { ...DEFAULTS };
     for (const [key, value] of Object.entries(options)) if (value !== undefined) opts[key] = value;
     this.#opts = /** @type {Required<RealtimeOptions>} */ (opts);
+    this.#backoff = new Backoff(this.#opts);
+    this.#outbox = new Outbox(this.#opts, () => this.#state === "open", (push) => this.#sendPublish(push));
     /** @readonly */
     this.url = resolveUrl(url);
     this.#connect("initial");
@@ -456,12 +276,12 @@ export class RealtimeClient extends EventTarget {
 
   /** Epoch ms of the next try while `reconnecting`, else null. */
   get retryAt() {
-    return this.#retryAt;
+    return this.#backoff.retryAt;
   }
 
   /** How many publishes wait for their ack (queued offline, paced, or in flight). */
   get pendingPublishes() {
-    return this.#outbox.length;
+    return this.#outbox.size;
   }
 
   /** The last `welcome` frame (with `user` and `connection_id`), or null. */
@@ -491,38 +311,17 @@ export class RealtimeClient extends EventTarget {
   subscribe(topic, handler, options = {}) {
     if (typeof topic !== "string" || topic === "") throw new TypeError("subscribe: topic must be a non-empty string");
     if (typeof handler !== "function") throw new TypeError("subscribe: handler must be a function");
-    /** @type {Subscription} */
-    const sub = new Subscription(
-      topic,
-      handler,
-      options.onPresence,
-      (s) => this.#leave(s),
-      /** @returns {TopicState | undefined} */ () => {
-        const state = this.#topics.get(topic);
-        return state && state.subs.has(sub) ? state : undefined;
-      },
-    );
+    /** @param {Subscription} sub */
+    const leave = (sub) => this.#leave(sub);
     if (this.#stopped) {
-      sub.active = false;
-      sub._reject(realtimeError("closed", "The client is closed", { topic }));
+      const sub = new Subscription(topic, handler, options.onPresence, leave, null);
+      sub.drop(realtimeError("closed", "The client is closed", { topic }), null);
       return sub;
     }
     let state = this.#topics.get(topic);
-    if (state) {
-      state.subs.add(sub);
-      if (state.frame) sub._resolve(state.frame);
-      return sub;
-    }
-    const since = options.since;
-    state = {
-      topic,
-      offset: typeof since === "number" && Number.isFinite(since) ? since : null,
-      ref: null,
-      confirmed: false,
-      frame: null,
-      subs: new Set([sub]),
-      presence: new Map(),
-    };
+    if (state) return state.join(handler, options.onPresence, leave);
+    state = new Topic(topic, options.since);
+    const sub = state.join(handler, options.onPresence, leave);
     this.#topics.set(topic, state);
     if (this.#state === "open") this.#sendSubscribe(state);
     return sub;
@@ -555,26 +354,23 @@ export class RealtimeClient extends EventTarget {
         reject(realtimeError("closed", "The client is closed", { topic, reason: this.#closedReason }));
         return;
       }
-      /** @type {OutboxEntry} */
-      const entry = { id: randomId(), topic, data, ref: null, timer: null, retries: 0, resolve, reject };
-      const size = utf8.encode(
-        JSON.stringify({ type: "publish", topic, data, ref: "p".padEnd(20, "0"), id: entry.id }),
-      ).length;
+      const push = new Push(topic, data, resolve, reject);
+      const size = push.bytes();
       if (size > MAX_FRAME_BYTES) {
         reject(realtimeError("too_large", `The frame would be ${size} bytes, more than ${MAX_FRAME_BYTES}`, { topic }));
         return;
       }
       if (this.#state === "open") {
-        this.#outbox.push(entry);
-        this.#pump();
+        this.#outbox.add(push);
+        this.#outbox.pump();
         return;
       }
-      if (this.#outbox.length >= this.#opts.maxQueue) {
+      if (this.#outbox.full) {
         reject(realtimeError("queue_full", `Offline queue is full (${this.#opts.maxQueue} publishes waiting)`, { topic }));
         return;
       }
-      this.#outbox.push(entry);
-      this.#log("queued publish", entry.id, "on", topic);
+      this.#outbox.add(push);
+      this.#log("queued publish", push.id, "on", topic);
     });
   }
 
@@ -614,9 +410,7 @@ export class RealtimeClient extends EventTarget {
 
   /** @param {string} reason */
   #connect(reason) {
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = null;
-    this.#retryAt = null;
+    this.#backoff.cancel();
     const WebSocketImpl = this.#opts.WebSocket || globalThis.WebSocket;
     if (!WebSocketImpl) throw new Error("RealtimeClient: no WebSocket here; pass options.WebSocket");
     let ws;
@@ -652,10 +446,8 @@ export class RealtimeClient extends EventTarget {
     this.#startHeartbeat(this.#opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     // Resubscribe first, then the publishes that waited, in order.
     for (const state of this.#topics.values()) if (state.ref === null) this.#sendSubscribe(state);
-    this.#tokens = this.#opts.publishBurst;
-    this.#tokensAt = Date.now();
-    this.#blockedUntil = 0;
-    this.#pump();
+    this.#outbox.refill();
+    this.#outbox.pump();
     this.#announce(previous, "open", "connected", null);
     this.#emit(new Event("open"));
   }
@@ -687,24 +479,15 @@ export class RealtimeClient extends EventTarget {
    */
   #dropped(code, reason, wasClean, why) {
     clearTimeout(this.#connectTimer);
-    clearTimeout(this.#pumpTimer);
-    this.#pumpTimer = null;
+    this.#outbox.stop();
     this.#stopHeartbeat();
     for (const timer of this.#connectionTimers) clearTimeout(timer);
     this.#connectionTimers.clear();
     const uptime = this.#openedAt ? Date.now() - this.#openedAt : 0;
     this.#openedAt = 0;
     this.#pending.clear();
-    for (const entry of this.#outbox) {
-      clearTimeout(entry.timer);
-      entry.timer = null;
-      entry.ref = null;
-    }
-    for (const state of this.#topics.values()) {
-      state.ref = null;
-      state.confirmed = false;
-      state.presence.clear();
-    }
+    this.#outbox.requeueAll();
+    for (const state of this.#topics.values()) state.disconnected();
     this.#emit(closeEvent(code, reason, wasClean));
     if (this.#stopped) return; // our own close(): already closed
     const [policyReason, retry] = CLOSE_POLICY[code] ?? ["connection_closed", true];
@@ -714,17 +497,8 @@ export class RealtimeClient extends EventTarget {
       if (ERROR_CLOSES.has(code)) this.#emit(detailEvent("error", { code, reason: stateReason }));
       return;
     }
-    if (uptime >= this.#opts.minUptime) this.#attempt = 0;
-    const attempt = this.#attempt++;
-    let delay;
-    if (code === 4012) {
-      const ceiling = Math.max(this.#opts.restartJitterMs, Math.min(this.#opts.maxDelay, this.#opts.baseDelay * 2 ** attempt));
-      delay = Math.floor(this.#opts.random() * ceiling);
-    } else {
-      delay = RealtimeClient.backoffDelay(attempt, this.#opts);
-    }
-    this.#retryAt = Date.now() + delay;
-    this.#retryTimer = setTimeout(() => this.#connect("retry"), delay);
+    if (uptime >= this.#opts.minUptime) this.#backoff.reset();
+    const delay = this.#backoff.schedule(code === 4012, () => this.#connect("retry"));
     this.#setState("reconnecting", stateReason, { code, delay });
   }
 
@@ -736,12 +510,9 @@ export class RealtimeClient extends EventTarget {
   #terminate(reason, code) {
     this.#stopped = true;
     this.#closedReason = reason;
-    clearTimeout(this.#retryTimer);
+    this.#backoff.cancel();
     clearTimeout(this.#connectTimer);
-    this.#retryTimer = null;
-    this.#retryAt = null;
-    clearTimeout(this.#pumpTimer);
-    this.#pumpTimer = null;
+    this.#outbox.stop();
     this.#stopHeartbeat();
     for (const timer of this.#connectionTimers) clearTimeout(timer);
     this.#connectionTimers.clear();
@@ -751,16 +522,13 @@ export class RealtimeClient extends EventTarget {
     if (doc && typeof doc.removeEventListener === "function") {
       doc.removeEventListener("visibilitychange", this.#onVisibility);
     }
-    const outbox = this.#outbox;
-    this.#outbox = [];
+    const pushes = this.#outbox.takeAll();
     this.#pending.clear();
-    for (const entry of outbox) {
-      clearTimeout(entry.timer);
-      entry.reject(realtimeError("closed", `The connection closed (${reason})`, { topic: entry.topic, reason }));
+    for (const push of pushes) {
+      push.reset();
+      push.reject(closedError(reason, push.topic));
     }
-    for (const state of this.#topics.values()) {
-      for (const sub of state.subs) sub._reject(realtimeError("closed", `The connection closed (${reason})`, { topic: state.topic, reason }));
-    }
+    for (const state of this.#topics.values()) state.close(reason);
     this.#setState("closed", reason, { code });
   }
 
@@ -846,18 +614,12 @@ export class RealtimeClient extends EventTarget {
     this.#pending.delete(frame.ref);
     const state = this.#topics.get(frame.topic);
     if (!state || state.ref !== frame.ref) return; // a reply to an older subscribe
-    state.confirmed = true;
-    const offset = typeof frame.offset === "number" ? frame.offset : null;
-    const wentBack = offset !== null && state.offset !== null && offset < state.offset;
-    if (frame.recovered === false || wentBack) {
-      state.offset = offset;
+    if (state.confirm(frame)) {
+      const offset = state.offset;
       this.#log("resync", state.topic, "at", offset);
       this.#emit(detailEvent("resync", { topic: state.topic, offset }));
-    } else if (state.offset === null) {
-      state.offset = offset; // the baseline a reconnect recovers from
     }
-    if (!state.frame) state.frame = frame;
-    for (const sub of state.subs) sub._resolve(frame);
+    state.ready(frame);
   }
 
   /** @param {Frame} frame */
@@ -865,27 +627,17 @@ export class RealtimeClient extends EventTarget {
     const state = this.#topics.get(frame.topic);
     if (!state) return;
     const offset = frame.offset;
-    if (typeof offset === "number") {
-      if (state.offset !== null) {
-        if (offset <= state.offset) {
-          this.#log("dropping duplicate", state.topic, offset);
-          return;
-        }
-        if (offset > state.offset + 1) {
-          // Missed some: ask again from the last one seen; the replay brings them in order.
-          this.#log("gap on", state.topic, "after", state.offset, "got", offset);
-          if (state.confirmed) this.#sendSubscribe(state);
-          return;
-        }
-      }
-      state.offset = offset;
-    }
-    for (const sub of Array.from(state.subs)) {
-      try {
-        sub._handler(/** @type {EventFrame} */ (frame));
-      } catch (err) {
-        report(err);
-      }
+    switch (state.admit(offset)) {
+      case "duplicate":
+        this.#log("dropping duplicate", state.topic, offset);
+        return;
+      case "gap":
+        // Missed some: ask again from the last one seen; the replay brings them in order.
+        this.#log("gap on", state.topic, "after", state.offset, "got", offset);
+        if (state.confirmed) this.#sendSubscribe(state);
+        return;
+      default:
+        state.deliver(/** @type {EventFrame} */ (frame));
     }
   }
 
@@ -894,32 +646,15 @@ export class RealtimeClient extends EventTarget {
     const pending = this.#pending.get(frame.ref);
     if (!pending || pending.kind !== "publish") return;
     this.#pending.delete(frame.ref);
-    this.#settle(pending.entry);
-    pending.entry.resolve({ topic: frame.topic ?? pending.entry.topic, offset: frame.offset ?? null });
+    this.#outbox.settle(pending.push);
+    pending.push.resolve({ topic: frame.topic ?? pending.push.topic, offset: frame.offset ?? null });
   }
 
   /** @param {Frame} frame */
   #onPresence(frame) {
     const state = this.#topics.get(frame.topic);
     if (!state) return;
-    /** @param {any} user */
-    const key = (user) => String(user && user.id);
-    if (frame.type === "presence_state") {
-      state.presence.clear();
-      for (const user of frame.users || []) state.presence.set(key(user), user);
-    } else {
-      for (const user of frame.leaves || []) state.presence.delete(key(user));
-      for (const user of frame.joins || []) state.presence.set(key(user), user);
-    }
-    const users = Array.from(state.presence.values());
-    for (const sub of Array.from(state.subs)) {
-      if (!sub._onPresence) continue;
-      try {
-        sub._onPresence(users, frame);
-      } catch (err) {
-        report(err);
-      }
-    }
+    state.applyPresence(frame);
   }
 
   /** @param {Frame} frame */
@@ -931,27 +666,17 @@ export class RealtimeClient extends EventTarget {
     if (pending.kind === "ping") {
       this.#unanswered = 0; // refused (rate limited), but the connection is alive
     } else if (pending.kind === "publish") {
-      const entry = pending.entry;
-      if (frame.code === "rate_limited" && entry.retries < MAX_RATE_LIMITED_RETRIES) {
-        // Dropped, not refused: send it again (same id) when the server allows.
-        // Its timeout starts again when it is sent again.
-        entry.retries += 1;
-        clearTimeout(entry.timer);
-        entry.timer = null;
-        entry.ref = null;
-        this.#tokens = 0;
-        this.#blockedUntil = Date.now() + (Number(frame.retry_after_ms) || 1000);
-        this.#pump();
-        return;
-      }
-      this.#settle(entry);
-      entry.reject(errorFromFrame(frame));
+      const push = pending.push;
+      // A publish dropped as rate limited goes back in the queue (a few times).
+      if (frame.code === "rate_limited" && this.#outbox.rateLimited(push, Number(frame.retry_after_ms) || 1000)) return;
+      this.#outbox.settle(push);
+      push.reject(errorFromFrame(frame));
     } else if (pending.kind === "subscribe") {
       const state = this.#topics.get(pending.topic);
       if (!state || state.ref !== frame.ref) return;
       if (frame.code === "rate_limited") {
         // Subscriptions are the client's to keep: ask again when allowed.
-        state.ref = null;
+        state.unsent();
         this.#later(Number(frame.retry_after_ms) || 1000, () => {
           if (this.#state === "open" && this.#topics.get(state.topic) === state && state.ref === null) {
             this.#sendSubscribe(state);
@@ -960,12 +685,7 @@ export class RealtimeClient extends EventTarget {
         return;
       }
       this.#topics.delete(state.topic);
-      const err = errorFromFrame(frame);
-      for (const sub of state.subs) {
-        sub._lastOffset = state.offset;
-        sub.active = false;
-        sub._reject(err);
-      }
+      state.refuse(errorFromFrame(frame));
     }
   }
 
@@ -984,14 +704,10 @@ export class RealtimeClient extends EventTarget {
 
   // ---- sending ------------------------------------------------------------
 
-  /** @param {TopicState} state */
+  /** @param {Topic} state */
   #sendSubscribe(state) {
     const ref = this.#nextRef("s");
-    state.ref = ref;
-    state.confirmed = false;
-    /** @type {Frame} */
-    const frame = { type: "subscribe", topic: state.topic, ref };
-    if (state.offset !== null) frame.since = state.offset;
+    const frame = state.subscribeFrame(ref);
     this.#pending.set(ref, { kind: "subscribe", topic: state.topic });
     this.#sendFrame(frame);
   }
@@ -999,8 +715,8 @@ export class RealtimeClient extends EventTarget {
   /** @param {Subscription} sub */
   #leave(sub) {
     const state = this.#topics.get(sub.topic);
-    if (!state || !state.subs.delete(sub)) return;
-    if (state.subs.size > 0) return;
+    if (!state || !state.remove(sub)) return;
+    if (!state.empty) return;
     this.#topics.delete(sub.topic);
     if (state.ref !== null) {
       if (this.#pending.get(state.ref)) this.#pending.delete(state.ref);
@@ -1008,64 +724,16 @@ export class RealtimeClient extends EventTarget {
     }
   }
 
-  /**
-   * Send the publishes not sent on this connection, in order, as fast as the
-   * client's own rate limit (publishBurst, publishRate) and the server's last
-   * `retry_after_ms` allow; the rest wait (without a timeout) for the next turn.
-   */
-  #pump() {
-    clearTimeout(this.#pumpTimer);
-    this.#pumpTimer = null;
-    if (this.#state !== "open") return;
-    for (const entry of this.#outbox) {
-      if (entry.ref !== null) continue;
-      const wait = this.#takeToken();
-      if (wait > 0) {
-        this.#pumpTimer = setTimeout(() => this.#pump(), wait);
-        return;
-      }
-      this.#sendPublish(entry);
-    }
-  }
-
-  /** Take a send token: 0 when one was taken, else the ms until one is due. */
-  #takeToken() {
-    const now = Date.now();
-    if (now < this.#blockedUntil) return this.#blockedUntil - now;
-    const { publishBurst, publishRate } = this.#opts;
-    this.#tokens = Math.min(publishBurst, this.#tokens + ((now - this.#tokensAt) * publishRate) / 1000);
-    this.#tokensAt = now;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return 0;
-    }
-    return Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / publishRate));
-  }
-
-  /** @param {OutboxEntry} entry */
-  #sendPublish(entry) {
+  /** @param {Push} push */
+  #sendPublish(push) {
     const ref = this.#nextRef("p");
-    entry.ref = ref;
-    this.#pending.set(ref, { kind: "publish", entry });
-    this.#sendFrame({ type: "publish", topic: entry.topic, data: entry.data, ref, id: entry.id });
-    entry.timer = setTimeout(() => {
-      if (entry.ref !== ref) return;
+    const frame = push.send(ref);
+    this.#pending.set(ref, { kind: "publish", push });
+    this.#sendFrame(frame);
+    push.startTimeout(this.#opts.publishTimeout, () => {
       this.#pending.delete(ref);
-      this.#settle(entry);
-      entry.reject(realtimeError("timeout", `No answer to the publish within ${this.#opts.publishTimeout} ms`, { topic: entry.topic }));
-    }, this.#opts.publishTimeout);
-  }
-
-  /**
-   * Take an answered (or timed out) publish out of the outbox.
-   * @param {OutboxEntry} entry
-   */
-  #settle(entry) {
-    clearTimeout(entry.timer);
-    entry.timer = null;
-    entry.ref = null;
-    const index = this.#outbox.indexOf(entry);
-    if (index !== -1) this.#outbox.splice(index, 1);
+      this.#outbox.settle(push);
+    });
   }
 
   /** @param {Frame} frame */
@@ -1106,7 +774,7 @@ export class RealtimeClient extends EventTarget {
    */
   #announce(previous, state, reason, code, delay = null) {
     /** @type {StateChange} */
-    const detail = { state, previous, reason, retryAt: state === "reconnecting" ? this.#retryAt : null, delay, code };
+    const detail = { state, previous, reason, retryAt: state === "reconnecting" ? this.#backoff.retryAt : null, delay, code };
     this.#log(`state ${previous} -> ${state} (${reason})`, delay !== null ? `retry in ${delay} ms` : "");
     this.#emit(detailEvent("statechange", detail));
   }

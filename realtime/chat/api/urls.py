@@ -1,0 +1,30 @@
+"""Routes of the REST API under /api/ (PROTOCOL.md, section REST)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from realtime.chat.api import docs, views
+
+urlpatterns = [
+    path("auth/csrf/", views.CsrfView.as_view(), name="api-csrf"),
+    path("auth/login/", views.LoginView.as_view(), name="api-login"),
+    path("auth/logout/", views.LogoutView.as_view(), name="api-logout"),
+    path("me/", views.MeView.as_view(), name="api-me"),
+    path("rooms/", views.RoomListView.as_view(), name="api-rooms"),
+    path("rooms/<str:slug>/", views.RoomDetailView.as_view(), name="api-room"),
+    path("rooms/<str:slug>/members/", views.RoomMemberView.as_view(), name="api-room-members"),
+    path("rooms/<str:slug>/messages/", views.RoomMessagesView.as_view(), name="api-room-messages"),
+    path("notifications/", views.NotificationListView.as_view(), name="api-notifications"),
+    path(
+        "notifications/read/", views.NotificationReadView.as_view(), name="api-notifications-read"
+    ),
+    path("publish/", views.PublishView.as_view(), name="api-publish"),
+    path("connections/", views.ConnectionListView.as_view(), name="api-connections"),
+    path(
+        "connections/<str:connection_id>/",
+        views.ConnectionDetailView.as_view(),
+        name="api-connection",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", docs.api_docs, name="api-docs"),
+]

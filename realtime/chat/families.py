@@ -1,0 +1,149 @@
+"""
+The chat site's topic families (PROTOCOL.md, Topics): `room:<slug>`,
+`user:<id>`, `broadcast` and `dashboard`. Each is one `TopicFamily` of the
+gateway; `RealtimeConfig.ready()` imports this module to register them.
+"""
+
+from django.contrib.auth import get_user_model
+
+from realtime.chat.dashboard import dashboard_stats
+from realtime.chat.models import SLUG_PATTERN, Announcement, Message, Notification, Room
+from realtime.chat.payloads import (
+    announcement_data,
+    clean_text,
+    message_data,
+    notification_data,
+)
+from realtime.chat.selectors import room_visible_to
+from realtime.chat.services import mentions_notify
+from realtime.gateway.errors import Forbidden, Invalid, NotFound
+from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, register
+
+NOTIFICATION_FIELDS = (("title", True, 200), ("body", False, 2000), ("url", False, 500))
+
+
+@register
+class RoomTopic(TopicFamily):
+    """A chat room: signed-in users; members and staff only when private."""
+
+    name = "room"
+    key_pattern = SLUG_PATTERN
+    example = "room:general"
+    presence = True
+    rest_publishing = "caller"
+
+    def room(self, topic: Topic) -> Room | None:
+        return Room.objects.filter(slug=topic.key).first()
+
+    def check_subscribe(self, user, topic: Topic) -> None:
+        if not user.is_authenticated:
+            raise Forbidden("Sign in to join rooms.")
+        room = self.room(topic)
+        if room is None or not room_visible_to(room, user):
+            raise NotFound(f"No room {topic.key!r}.")
+
+    check_publish = check_subscribe
+
+    def clean(self, topic: Topic, data: dict) -> dict:
+        return {"text": clean_text(data)}
+
+    def record(self, topic, data, *, publisher, offset, created_at):
+        room = self.room(topic)
+        if room is None:
+            raise NotFound(f"No room {topic.key!r}.")
+        if publisher is None:
+            raise Invalid("Room messages need an author.")
+        message = Message.objects.create(
+            room=room, author=publisher, text=data["text"], offset=offset, created_at=created_at
+        )
+        mentions_notify(message=message)
+        return message_data(message)
+
+
+@register
+class UserTopic(TopicFamily):
+    """One user's notifications: only that user subscribes, only the server publishes."""
+
+    name = "user"
+    key_pattern = r"[1-9][0-9]{0,17}"
+    example = "user:42"
+    rest_publishing = "server"
+    # Over REST a notification only (no `kind: read` without marking anything read).
+    rest_fields = tuple(field for field, _, _ in NOTIFICATION_FIELDS)
+
+    def check_subscribe(self, user, topic: Topic) -> None:
+        if not user.is_authenticated or str(user.pk) != topic.key:
+            raise Forbidden("Only that user may subscribe to their notifications.")
+
+    def clean(self, topic: Topic, data: dict) -> dict:
+        if data.get("kind") == "read":
+            ids = data.get("ids")
+            if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+                raise Invalid("data.ids must be a list of notification ids.")
+            return {"kind": "read", "ids": ids}
+        fields = {}
+        for field, required, limit in NOTIFICATION_FIELDS:
+            value = data.get(field, "")
+            if not isinstance(value, str):
+                raise Invalid(f"data.{field} must be a string.")
+            value = value.strip()
+            if required and not value:
+                raise Invalid(f"data.{field} is required.")
+            if len(value) > limit:
+                raise Invalid(f"data.{field} must be at most {limit} characters.")
+            fields[field] = value
+        return fields
+
+    def record(self, topic, data, *, publisher, offset, created_at):
+        if data.get("kind") == "read":
+            return data
+        user = get_user_model().objects.filter(pk=int(topic.key)).first()
+        if user is None:
+            raise NotFound(f"No user {topic.key}.")
+        notification = Notification.objects.create(
+            user=user, offset=offset, created_at=created_at, **data
+        )
+        return notification_data(notification)
+
+
+@register
+class BroadcastTopic(TopicFamily):
+    """Site-wide announcements: everyone listens, staff post."""
+
+    name = "broadcast"
+    rest_publishing = "caller"
+
+    def check_subscribe(self, user, topic: Topic) -> None:
+        return None
+
+    def check_publish(self, user, topic: Topic) -> None:
+        if not user.is_staff:
+            raise Forbidden("Only staff may post announcements.")
+
+    def clean(self, topic: Topic, data: dict) -> dict:
+        return {"text": clean_text(data)}
+
+    def record(self, topic, data, *, publisher, offset, created_at):
+        announcement = Announcement.objects.create(
+            text=data["text"], author=publisher, offset=offset, created_at=created_at
+        )
+        return announcement_data(announcement)
+
+
+@register
+class DashboardTopic(TopicFamily):
+    """Live statistics for staff, fed by the server every second."""
+
+    name = "dashboard"
+    history = False
+    feed_interval = 1.0
+
+    def check_subscribe(self, user, topic: Topic) -> None:
+        if not user.is_staff:
+            raise Forbidden("The dashboard is for staff.")
+
+    def clean(self, topic: Topic, data: dict) -> dict:
+        raise Invalid("The dashboard is published by the server only.")
+
+    def feed(self, topic: Topic, stats: GatewayStats) -> dict:
+        return {**dashboard_stats(), "delivery_lag_ms": round(stats.delivery_lag_ms, 1)}

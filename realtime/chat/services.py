@@ -1,0 +1,77 @@
+"""The chat site's writes (services); what users should see live goes through publish()."""
+
+import re
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from realtime.chat.models import Message, Notification, Room
+from realtime.chat.selectors import room_manageable_by, room_visible_to
+from realtime.gateway.errors import Forbidden
+from realtime.gateway.publishing import Publication, publish
+
+MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
+
+
+def room_create(*, owner, slug: str, name: str, is_private: bool = False) -> Room:
+    room = Room(owner=owner, slug=slug, name=name, is_private=is_private)
+    room.full_clean()
+    with transaction.atomic():
+        room.save()
+        room.members.add(owner)
+    return room
+
+
+def room_member_add(*, room: Room, actor, user) -> None:
+    if not room_manageable_by(room, actor):
+        raise Forbidden("Only the room's owner or staff may add members.")
+    room.members.add(user)
+
+
+def message_create(*, room: Room, author, text: str, client_id: str | None = None) -> Publication:
+    """Post a message as `author` (same validation and broadcast as a socket publish)."""
+    return publish(room.topic, {"text": text}, publisher=author, client_id=client_id)
+
+
+def mentions_notify(*, message: Message) -> list[Publication]:
+    """Notify each `@username` in a message who can see its room (not the author)."""
+    usernames = {name.rstrip(".") for name in MENTION_PATTERN.findall(message.text)}
+    usernames.discard(message.author.get_username())
+    if not usernames:
+        return []
+    users = get_user_model().objects.filter(username__in=usernames, is_active=True)
+    notified = []
+    for user in users:
+        if not room_visible_to(message.room, user):
+            continue
+        publication = notification_create(
+            user=user,
+            title=f"{message.author.get_username()} mentioned you in #{message.room.slug}",
+            body=message.text[:200],
+            url=f"/rooms/{message.room.slug}/",
+        )
+        notified.append(publication)
+    return notified
+
+
+def notification_create(*, user, title: str, body: str = "", url: str = "") -> Publication:
+    return publish(f"user:{user.pk}", {"title": title, "body": body, "url": url})
+
+
+def notifications_mark_read(*, user, ids: list[int]) -> list[int]:
+    """Mark the user's notifications read; other tabs hear it as `kind: read`."""
+    with transaction.atomic():
+        marked = list(
+            Notification.objects.filter(user=user, pk__in=ids, read_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+        if marked:
+            Notification.objects.filter(pk__in=marked).update(read_at=timezone.now())
+            publish(f"user:{user.pk}", {"kind": "read", "ids": sorted(marked)})
+    return sorted(marked)
+
+
+def announcement_create(*, author, text: str) -> Publication:
+    return publish("broadcast", {"text": text}, publisher=author)

@@ -1,0 +1,143 @@
+"""The site's server-rendered pages (the REST API is in realtime.chat.api)."""
+
+from django.contrib import messages as flash
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from realtime.chat import services
+from realtime.chat.forms import AnnouncementForm, MemberAddForm, RoomCreateForm, SignUpForm
+from realtime.chat.models import Message, Room
+from realtime.chat.selectors import room_manageable_by, room_visible, rooms_visible_to
+from realtime.chat.services import MENTION_PATTERN
+from realtime.gateway import errors
+
+HISTORY_LENGTH = 50
+
+
+def text_parts(text: str, me: str) -> list[dict]:
+    """`text` cut into plain runs and `@mentions` (the template escapes each part)."""
+    parts, position = [], 0
+    for match in MENTION_PATTERN.finditer(text):
+        name = match.group(1).rstrip(".")
+        start, end = match.start(), match.start() + 1 + len(name)
+        if start > position:
+            parts.append({"text": text[position:start], "mention": False})
+        parts.append({"text": text[start:end], "mention": True, "me": name == me})
+        position = end
+    if position < len(text):
+        parts.append({"text": text[position:], "mention": False})
+    return parts
+
+
+def visible_room_or_404(user, slug: str) -> Room:
+    """The room if `user` may see it; a private room of others is a 404 like a missing one."""
+    room = room_visible(user=user, slug=slug)
+    if room is None:
+        raise Http404("No such room.")
+    return room
+
+
+@login_required
+def room_list(request):
+    """The rooms this user can see, and a form to create one."""
+    form = RoomCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.room_create(owner=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, problems in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            flash.success(request, f"Room #{room.slug} created.")
+            return redirect("room", slug=room.slug)
+    rooms = rooms_visible_to(request.user)
+    status = 400 if form.errors else 200
+    return render(request, "realtime/room_list.html", {"rooms": rooms, "form": form}, status=status)
+
+
+def room_context(request, room: Room, member_form: MemberAddForm) -> dict:
+    me = request.user.get_username()
+    recent = list(
+        Message.objects.filter(room=room)
+        .select_related("author")
+        .order_by("-offset")[:HISTORY_LENGTH]
+    )[::-1]
+    history = [{"message": message, "parts": text_parts(message.text, me)} for message in recent]
+    manage = room_manageable_by(room, request.user)
+    return {
+        "room": room,
+        "history": history,
+        "has_more": bool(recent)
+        and Message.objects.filter(room=room, offset__lt=recent[0].offset).exists(),
+        "can_manage": manage,
+        "members": room.members.order_by("username") if room.is_private or manage else None,
+        "member_form": member_form,
+        "room_data": {
+            "slug": room.slug,
+            "topic": room.topic,
+            "last_offset": recent[-1].offset if recent else 0,
+            "messages_url": f"/api/rooms/{room.slug}/messages/",
+            "me": {"id": request.user.pk, "username": me},
+        },
+    }
+
+
+@login_required
+def room_detail(request, slug: str):
+    """A room: recent history rendered here, then live through the page's script."""
+    room = visible_room_or_404(request.user, slug)
+    return render(request, "realtime/room.html", room_context(request, room, MemberAddForm()))
+
+
+@login_required
+@require_POST
+def room_member_add(request, slug: str):
+    """Add a member (the room's owner or staff); errors re-render the room page."""
+    room = visible_room_or_404(request.user, slug)
+    if not room_manageable_by(room, request.user):
+        raise PermissionDenied("Only the room's owner or staff may add members.")
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            services.room_member_add(room=room, actor=request.user, user=form.member)
+        except errors.Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+        flash.success(request, f"{form.member.get_username()} is a member of #{room.slug}.")
+        return redirect("room", slug=room.slug)
+    return render(request, "realtime/room.html", room_context(request, room, form), status=400)
+
+
+@login_required
+def dashboard(request):
+    """Staff only: live charts of the `dashboard` topic, and site-wide announcements."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The dashboard is for staff.")
+    form = AnnouncementForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.announcement_create(author=request.user, text=form.cleaned_data["text"])
+        except errors.Invalid as exc:
+            form.add_error("text", exc.message)
+        else:
+            flash.success(request, "Announcement sent.")
+            return redirect("dashboard")
+    status = 400 if form.errors else 200
+    return render(request, "realtime/dashboard.html", {"form": form}, status=status)
+
+
+@sensitive_post_parameters("password1", "password2")
+def signup(request):
+    """Create an account and sign in with it."""
+    if request.user.is_authenticated:
+        return redirect("rooms")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("rooms")
+    return render(request, "registration/signup.html", {"form": form})

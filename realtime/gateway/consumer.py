@@ -1,0 +1,462 @@
+"""
+The consumer: one socket at /ws/ multiplexing a page's topics (PROTOCOL.md).
+
+It is thin: it checks frames against `protocol`, dispatches each frame type to
+one handler, asks the topic registry whether the user may, calls `publish()`
+and the history, and hands its socket to the process's `Hub` for delivery. It
+has no channel-layer channel of its own: the hub receives each event once per
+process and offers it to the subscribed sockets.
+"""
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from realtime.gateway import protocol
+from realtime.gateway.errors import RealtimeError, TooManySubscriptions
+from realtime.gateway.history import catch_up
+from realtime.gateway.hub import Hub, get_hub
+from realtime.gateway.presence import get_presence
+from realtime.gateway.protocol import Request
+from realtime.gateway.publishing import publish_as
+from realtime.gateway.ratelimit import FloodMeter, TokenBucket
+from realtime.gateway.registry import get_registry, new_entry
+from realtime.gateway.sessions import session_expires_at, session_still_valid
+from realtime.gateway.topics import Topic, parse_topic, user_brief
+from realtime.gateway.transport import DaphneSocket, Outgoing, socket_of
+
+logger = logging.getLogger(__name__)
+
+# Logout and password changes save the session after their signal: look a moment later.
+SESSION_CHECK_DELAY = 1.0
+
+
+@dataclass
+class Subscription:
+    """One topic on one socket."""
+
+    topic: Topic
+    # Highest offset written to the socket; later events only.
+    sent: int | None = None
+    # While subscribing, live events wait here until `subscribed` and the replay are out.
+    held: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
+
+
+@dataclass
+class SocketState:
+    """Everything one socket keeps, made when the consumer is."""
+
+    connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    user: object = None
+    user_brief: dict | None = None
+    session_key: str | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    bucket: TokenBucket | None = None
+    flood: FloodMeter | None = None
+    # The daphne socket for the fast path and shedding (None elsewhere).
+    wire: DaphneSocket | None = None
+    hub: Hub | None = None
+    entry: dict | None = None
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    closing: bool = False
+    cleaned_up: bool = False
+
+
+class RealtimeConsumer(AsyncJsonWebsocketConsumer):
+    """Connect, receive frames, disconnect; delivery is the hub's."""
+
+    # No per-socket channel: events arrive through the process's hub.
+    channel_layer_alias = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = settings.REALTIME
+        self.state = SocketState()
+        self.handlers = {
+            "ping": self.handle_ping,
+            "subscribe": self.handle_subscribe,
+            "unsubscribe": self.handle_unsubscribe,
+            "publish": self.handle_publish,
+        }
+
+    @property
+    def connection_id(self) -> str:
+        return self.state.connection_id
+
+    async def connect(self):
+        state = self.state
+        state.user = self.scope["user"]
+        state.session_key = getattr(self.scope.get("session"), "session_key", None)
+        state.user_brief = user_brief(state.user) if state.user.is_authenticated else None
+        state.bucket = TokenBucket(
+            burst=self.config["RATE_BURST"], rate=self.config["RATE_PER_SECOND"]
+        )
+        state.flood = FloodMeter(
+            limit=self.config["FLOOD_DROPS"], window=self.config["FLOOD_WINDOW_SECONDS"]
+        )
+        state.wire = socket_of(self.base_send)
+        state.hub = get_hub()
+        subprotocol = (
+            protocol.SUBPROTOCOL
+            if protocol.SUBPROTOCOL in self.scope.get("subprotocols", [])
+            else None
+        )
+        await self.accept(subprotocol=subprotocol)
+        await state.hub.attach(self)
+        state.entry = new_entry(
+            connection_id=state.connection_id,
+            user_id=state.user_brief and state.user_brief["id"],
+            username=state.user_brief and state.user_brief["username"],
+            connected_since=protocol.now_iso(),
+            client_address=":".join(map(str, self.scope.get("client") or [])) or None,
+            user_agent=self.header("user-agent"),
+        )
+        await self.live_state(get_registry().register(state.entry))
+        await self.send_frame(
+            protocol.welcome_frame(
+                connection_id=state.connection_id,
+                user=state.user_brief,
+                heartbeat=self.config["HEARTBEAT_SECONDS"],
+            )
+        )
+        if state.user_brief is not None:
+            # Sockets end with their session: check again when it expires (the
+            # middleware loaded it already, so this reads no database).
+            expires_at = self.scope["session"].get_expiry_date()
+            self.later(self.seconds_until(expires_at), self.verify_session)
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when cancelled without a disconnect (a server shutting down).
+            if self.state.hub is not None and not self.state.cleaned_up:
+                await self.disconnect(None)
+
+    async def disconnect(self, code):
+        state = self.state
+        if state.cleaned_up or state.hub is None:
+            return
+        state.cleaned_up = True
+        state.closing = True
+        for task in list(state.tasks):
+            task.cancel()
+        for name in list(state.subscriptions):
+            await self.drop_subscription(name)
+        await self.live_state(get_registry().unregister(state.connection_id))
+        await state.hub.detach(self)
+
+    # Inbound ------------------------------------------------------------------
+
+    async def dispatch(self, message):
+        # Skips Channels' per-message `aclose_old_connections()` thread hop: every
+        # database call here goes through database_sync_to_async, which does it.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.state.closing:
+            return
+        if text_data is None:
+            await self.close_with(protocol.CLOSE_BINARY)
+            return
+        limit = self.config["MAX_FRAME_BYTES"]
+        if len(text_data) > limit or (
+            len(text_data) * 4 > limit and len(text_data.encode("utf-8", "surrogatepass")) > limit
+        ):
+            await self.close_with(protocol.CLOSE_TOO_LARGE)
+            return
+        retry_after_ms = self.state.bucket.take()
+        if retry_after_ms:
+            if self.state.flood.drop():
+                await self.close_with(protocol.CLOSE_FLOODING)
+                return
+            await self.send_frame(
+                protocol.error_frame(
+                    "rate_limited",
+                    "Too many frames; this one was dropped.",
+                    ref=protocol.dropped_frame_ref(text_data),
+                    retry_after_ms=retry_after_ms,
+                )
+            )
+            return
+        content = None
+        try:
+            content = protocol.decode(text_data)
+            await self.receive_json(content)
+        except RealtimeError as error:
+            await self.send_error(error, content)
+        except Exception:
+            logger.exception("server error on connection %s", self.connection_id)
+            await self.send_error(
+                RealtimeError("The server failed on this request; it was logged."), content
+            )
+
+    async def receive_json(self, content, **kwargs):
+        request = protocol.parse_request(content)
+        await self.handlers[request.type](request)
+
+    async def send_error(self, error: RealtimeError, content) -> None:
+        topic = content.get("topic") if isinstance(content, dict) else None
+        await self.send_frame(
+            protocol.error_frame(
+                error.code,
+                error.message,
+                ref=protocol.request_ref(content),
+                topic=topic if isinstance(topic, str) and len(topic) <= 100 else None,
+            )
+        )
+
+    # Handlers, one per client frame type --------------------------------------
+
+    async def handle_ping(self, request: Request) -> None:
+        await self.send_frame(protocol.with_ref({"type": "pong"}, request.ref))
+
+    async def handle_subscribe(self, request: Request) -> None:
+        topic = self.topic_to_subscribe(request.topic)
+        await database_sync_to_async(topic.family.check_subscribe)(self.state.user, topic)
+        subscription, renewing = await self.start_subscription(topic)
+        offset, replay, recovered = await database_sync_to_async(catch_up)(
+            topic=topic, since=request.since
+        )
+        if self.state.closing or self.state.subscriptions.get(topic.name) is not subscription:
+            return  # closed, or subscribed again meanwhile: that subscribe answers
+        await self.send_frame(
+            protocol.subscribed_frame(
+                ref=request.ref,
+                topic=topic.name,
+                offset=offset,
+                recovered=recovered if request.since is not None else None,
+            )
+        )
+        subscription.sent = offset if topic.history else None
+        await self.send_replay(replay)
+        await self.release_held(subscription)
+        if topic.presence:
+            if self.state.user_brief and not renewing:
+                await self.presence_join(topic.name)
+            await self.send_presence_state(topic.name)
+
+    async def handle_unsubscribe(self, request: Request) -> None:
+        name = request.topic
+        if name not in self.state.subscriptions:
+            parse_topic(name)  # unknown_topic for a malformed name
+        await self.drop_subscription(name)
+        await self.send_frame(
+            protocol.with_ref({"type": "unsubscribed", "topic": name}, request.ref)
+        )
+
+    async def handle_publish(self, request: Request) -> None:
+        topic = parse_topic(request.topic)
+        publication = await database_sync_to_async(publish_as)(
+            self.state.user, topic, request.data, client_id=request.client_id
+        )
+        await self.send_frame(
+            protocol.with_ref(
+                {"type": "ack", "topic": publication.topic, "offset": publication.offset},
+                request.ref,
+            )
+        )
+
+    # The steps of a subscribe ---------------------------------------------------
+
+    def topic_to_subscribe(self, name) -> Topic:
+        """The topic, unless malformed or one too many for this socket."""
+        topic = parse_topic(name)
+        cap = self.config["MAX_SUBSCRIPTIONS"]
+        if topic.name not in self.state.subscriptions and len(self.state.subscriptions) >= cap:
+            raise TooManySubscriptions(f"At most {cap} subscriptions per connection.")
+        return topic
+
+    async def start_subscription(self, topic: Topic) -> tuple[Subscription, bool]:
+        """
+        A new subscription holding live events until `subscribed` and the replay
+        are out; routed by the hub from now. A repeated subscribe re-syncs the
+        topic (a client that saw a gap). Returns it and whether it renews one.
+        """
+        subscription = Subscription(topic=topic)
+        renewing = topic.name in self.state.subscriptions
+        self.state.subscriptions[topic.name] = subscription
+        if not renewing:
+            await self.state.hub.join(topic, self)
+            await self.topics_changed()
+        return subscription, renewing
+
+    async def send_replay(self, replay: list[dict]) -> None:
+        for frame in replay:
+            await self.send_frame(frame)
+
+    async def release_held(self, subscription: Subscription) -> None:
+        """Live events that arrived while subscribing, after the replay (duplicates dropped)."""
+        held, subscription.held = subscription.held, None
+        for offset, event in held:
+            await self.offer_event(subscription.topic.name, offset, event)
+
+    async def presence_join(self, topic: str) -> None:
+        brief = self.state.user_brief
+        first = await self.live_state(get_presence().join(topic, brief, self.connection_id))
+        if first:
+            self.state.hub.presence_changed(topic, joins=[brief], leaves=[])
+
+    async def send_presence_state(self, topic: str) -> None:
+        users = await self.live_state(get_presence().members(topic))
+        if users is not None:
+            await self.send_frame(protocol.presence_state_frame(topic, users))
+
+    # Leaving ------------------------------------------------------------------
+
+    async def drop_subscription(self, name: str) -> None:
+        state = self.state
+        subscription = state.subscriptions.pop(name, None)
+        if subscription is None:
+            return
+        await state.hub.leave(name, self)
+        if not state.closing:
+            await self.topics_changed()
+        if subscription.topic.presence and state.user_brief:
+            last = await self.live_state(
+                get_presence().leave(name, state.user_brief["id"], self.connection_id)
+            )
+            if last:
+                state.hub.presence_changed(name, joins=[], leaves=[state.user_brief])
+
+    async def topics_changed(self) -> None:
+        self.state.entry["topics"] = set(self.state.subscriptions)
+        await self.live_state(get_registry().update(self.connection_id))
+
+    async def live_state(self, operation):
+        """Await a registry or presence operation; a Redis outage must not end the socket."""
+        try:
+            return await operation
+        except Exception:
+            logger.warning("live state unavailable (Redis down?)", exc_info=True)
+            return None
+
+    # Outbound (called by the hub) -------------------------------------------
+
+    async def offer_event(self, topic: str, offset: int | None, event: Outgoing) -> None:
+        state = self.state
+        subscription = state.subscriptions.get(topic)
+        if subscription is None or state.closing:
+            return
+        if subscription.held is not None:
+            subscription.held.append((offset, event))
+            if len(subscription.held) > self.config["MAX_BACKLOG"]:
+                await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+            return
+        if offset is not None:
+            if subscription.sent is not None and offset <= subscription.sent:
+                return
+            subscription.sent = offset
+        wire = state.wire
+        if wire is not None and wire.unwritten_bytes() > self.config["MAX_BACKLOG_BYTES"]:
+            # It cannot keep up: shed it rather than hold ever more for it. Its
+            # close frame goes right after what is in flight; it reconnects
+            # and recovers the rest by offset.
+            dropped = wire.discard_unsent()
+            logger.info(
+                "shedding slow connection %s (%d bytes unwritten, %d dropped)",
+                self.connection_id,
+                wire.unwritten_bytes() + dropped,
+                dropped,
+            )
+            await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+            return
+        if wire is not None and wire.is_open():
+            wire.write_event(event)
+        else:
+            await self.send_text(event.text)
+
+    async def offer_frame(self, topic: str, text: str) -> None:
+        subscription = self.state.subscriptions.get(topic)
+        if subscription is not None and subscription.held is None and not self.state.closing:
+            await self.send_text(text)
+
+    async def control(self, message: dict) -> None:
+        """A control message for every socket of every process; act if it names this one."""
+        action = message.get("action")
+        if action == "close" and self.matches(message):
+            await self.close_with(message["code"])
+        elif action == "verify_session" and self.matches(message):
+            self.later(SESSION_CHECK_DELAY, self.verify_session)
+        elif action == "recheck_topic" and message.get("topic") in self.state.subscriptions:
+            self.later(0, self.recheck_topic, message["topic"])
+
+    def later(self, delay: float, func, *args) -> None:
+        """Run `func` in its own task after `delay` seconds (the hub's loop must not wait)."""
+
+        async def run():
+            await asyncio.sleep(delay)
+            if not self.state.closing:
+                await func(*args)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    async def verify_session(self) -> None:
+        """Close with 4401 once the session behind this socket has ended."""
+        state = self.state
+        valid = await database_sync_to_async(session_still_valid)(
+            session_key=state.session_key, user_id=state.user_brief["id"]
+        )
+        if not valid:
+            await self.close_with(protocol.CLOSE_SESSION_ENDED)
+            return
+        expires_at = await database_sync_to_async(session_expires_at)(session_key=state.session_key)
+        if expires_at is not None:
+            self.later(self.seconds_until(expires_at), self.verify_session)
+
+    @staticmethod
+    def seconds_until(moment: datetime) -> float:
+        return max((moment - datetime.now(UTC)).total_seconds() + 0.5, 1.0)
+
+    async def recheck_topic(self, name: str) -> None:
+        """Drop a subscription the user may no longer have (removed from a private room)."""
+        subscription = self.state.subscriptions.get(name)
+        if subscription is None:
+            return
+        topic = subscription.topic
+        try:
+            await database_sync_to_async(topic.family.check_subscribe)(self.state.user, topic)
+        except RealtimeError as error:
+            await self.drop_subscription(name)
+            await self.send_frame(protocol.error_frame(error.code, error.message, topic=name))
+
+    def matches(self, message: dict) -> bool:
+        if "connection_id" in message:
+            return message["connection_id"] == self.connection_id
+        brief = self.state.user_brief
+        if message.get("user_id") is None or brief is None:
+            return False
+        if message["user_id"] != brief["id"]:
+            return False
+        return message.get("session_key") in (None, self.state.session_key)
+
+    # Helpers ------------------------------------------------------------------
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.scope.get("headers", []):
+            if key.decode("latin1").lower() == name:
+                return value.decode("latin1")[:300]
+        return None
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send_text(protocol.encode(frame))
+
+    async def send_text(self, text: str) -> None:
+        if not self.state.closing:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def close_with(self, code: int) -> None:
+        if not self.state.closing:
+            self.state.closing = True
+            await self.close(code=code)

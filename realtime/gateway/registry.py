@@ -1,0 +1,166 @@
+"""
+The registry of live connections: what `GET/DELETE /api/connections/`, the
+admin's live connections page and the dashboard list.
+
+One interface, two stores, chosen by `REALTIME["REGISTRY_BACKEND"]`:
+`LocalRegistry` for one process (the default) and `RedisRegistry` shared by
+every process when REDIS_URL is set. With Redis, each process keeps its
+sockets in one hash and renews one `alive` key every few seconds (no database
+write, nothing per socket heartbeat); a process that stops renewing it (killed
+with SIGKILL) is reaped by the survivors (`realtime.gateway.upkeep`).
+"""
+
+import json
+import logging
+import os
+import socket
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from realtime.gateway.backends import backend
+from realtime.gateway.redis_state import client, key
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+# This process's own sockets: connection id -> entry (both stores keep it).
+LIVE: dict[str, dict] = {}
+
+
+def entry_public(entry: dict) -> dict:
+    return dict(entry, topics=sorted(entry.get("topics", ())))
+
+
+def new_entry(
+    *,
+    connection_id: str,
+    user_id: int | None,
+    username: str | None,
+    connected_since: str,
+    client_address: str | None,
+    user_agent: str | None,
+) -> dict:
+    return {
+        "connection_id": connection_id,
+        "user_id": user_id,
+        "username": username,
+        "server": SERVER_NAME,
+        "client": client_address,
+        "user_agent": user_agent,
+        "connected_since": connected_since,
+        "topics": set(),
+    }
+
+
+class Registry:
+    """What every registry store does; this process's sockets are always in LIVE."""
+
+    shared = False  # whether other processes see this store
+
+    async def register(self, entry: dict) -> None:
+        LIVE[entry["connection_id"]] = entry
+
+    async def update(self, connection_id: str) -> None:
+        """Store the entry's current topics."""
+
+    async def unregister(self, connection_id: str) -> None:
+        LIVE.pop(connection_id, None)
+
+    async def entries(self) -> list[dict]:
+        """Every live connection this store knows of."""
+        return [entry_public(entry) for entry in list(LIVE.values())]
+
+    async def beat(self) -> bool:
+        """Tell the others this process lives; True when the store had lost its state."""
+        return False
+
+    async def dead_servers(self) -> list[str]:
+        return []
+
+    async def reap(self, server: str) -> list[dict] | None:
+        """Remove a dead process's entries (once, by one survivor): the entries, or None."""
+        return None
+
+
+class LocalRegistry(Registry):
+    """The sockets of this process only (one server process)."""
+
+
+class RedisRegistry(Registry):
+    """Every process's sockets, in Redis: a hash per process and an `alive` key each."""
+
+    shared = True
+
+    def hash_key(self, server: str = SERVER_NAME) -> str:
+        return key("conns", server)
+
+    async def register(self, entry: dict) -> None:
+        await super().register(entry)
+        await self.update(entry["connection_id"])
+
+    async def update(self, connection_id: str) -> None:
+        entry = LIVE.get(connection_id)
+        if entry is not None:
+            await client().hset(self.hash_key(), connection_id, json.dumps(entry_public(entry)))
+
+    async def unregister(self, connection_id: str) -> None:
+        await super().unregister(connection_id)
+        await client().hdel(self.hash_key(), connection_id)
+
+    async def entries(self) -> list[dict]:
+        redis = client()
+        found = []
+        for server in sorted(await redis.smembers(key("servers"))):
+            if not await redis.exists(key("alive", server)):
+                continue  # dead: the survivors' upkeep reaps it
+            found.extend(
+                json.loads(v) for v in (await redis.hgetall(self.hash_key(server))).values()
+            )
+        return found
+
+    async def beat(self) -> bool:
+        redis = client()
+        await redis.sadd(key("servers"), SERVER_NAME)
+        renewed = await redis.expire(key("alive", SERVER_NAME), settings.REALTIME["ALIVE_SECONDS"])
+        if renewed:
+            return False
+        await redis.set(key("alive", SERVER_NAME), "1", ex=settings.REALTIME["ALIVE_SECONDS"])
+        if not LIVE:
+            return False
+        logger.warning("live state missing in Redis (restart?); rewriting %d sockets", len(LIVE))
+        await redis.hset(
+            self.hash_key(),
+            mapping={cid: json.dumps(entry_public(e)) for cid, e in list(LIVE.items())},
+        )
+        return True
+
+    async def dead_servers(self) -> list[str]:
+        redis = client()
+        return [
+            server
+            for server in await redis.smembers(key("servers"))
+            if server != SERVER_NAME and not await redis.exists(key("alive", server))
+        ]
+
+    async def reap(self, server: str) -> list[dict] | None:
+        redis = client()
+        if not await redis.set(key("reaping", server), SERVER_NAME, nx=True, ex=60):
+            return None
+        entries = [json.loads(v) for v in (await redis.hgetall(self.hash_key(server))).values()]
+        logger.warning("reaping %d connections of dead server %s", len(entries), server)
+        await redis.delete(self.hash_key(server))
+        await redis.srem(key("servers"), server)
+        return entries
+
+
+def get_registry() -> Registry:
+    """The store `REALTIME["REGISTRY_BACKEND"]` names."""
+    return backend("REGISTRY_BACKEND")
+
+
+def connections_list() -> list[dict]:
+    """Every live connection on every process, oldest first (sync, for views and the admin)."""
+    entries = async_to_sync(get_registry().entries)()
+    return sorted(entries, key=lambda e: (e["connected_since"], e["connection_id"]))
