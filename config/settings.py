@@ -7,7 +7,6 @@ in-process channel layer; DATABASE_URL and REDIS_URL switch to PostgreSQL and
 Redis.
 """
 
-import sys
 from pathlib import Path
 
 import environ
@@ -18,8 +17,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"
-# The test suite runs with DEBUG off, like production, on the development key.
-TESTING = "pytest" in sys.modules
 
 # GENERAL
 # ------------------------------------------------------------------------------
@@ -27,7 +24,7 @@ TESTING = "pytest" in sys.modules
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/stable/ref/settings/#secret-key
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-if not DEBUG and not TESTING and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is unset (or the development key) while DJANGO_DEBUG is "
         "off. Set DJANGO_SECRET_KEY to a long random string, e.g. the output of: "
@@ -55,10 +52,8 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Persistent connections: the gateway's database work runs in one thread per
 # process, and a new PostgreSQL connection per request costs more than the query.
 # https://docs.djangoproject.com/en/stable/ref/databases/#persistent-connections
-# (Tests close each connection, so the test database can be dropped at the end.)
-DATABASES["default"]["CONN_MAX_AGE"] = env.int(
-    "DATABASE_CONN_MAX_AGE", default=0 if TESTING else 60
-)
+# (config/test_settings.py closes each one, so the test database can be dropped.)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, `manage.py` and tests share the file.
@@ -180,7 +175,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or TESTING
+            if DEBUG
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -327,7 +322,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
-
-# TESTS: a fast password hasher.
-if TESTING:
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
