@@ -453,8 +453,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.send_text(protocol.encode(frame))
 
     async def send_text(self, text: str) -> None:
-        if not self.state.closing:
-            await self.base_send({"type": "websocket.send", "text": text})
+        if self.state.closing:
+            return
+        if self.state.wire is not None and self.state.wire.is_gone():
+            # daphne's socket is closing (the client closed or vanished) and its
+            # disconnect is on its way: writing would raise, and nobody reads.
+            self.state.closing = True
+            return
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def close_with(self, code: int) -> None:
         if not self.state.closing:

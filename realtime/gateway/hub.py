@@ -29,6 +29,7 @@ from realtime.gateway.control import CONTROL_GROUP, group_name, send_topic_frame
 from realtime.gateway.history import event_frame, events_between, topic_offset, topic_offsets
 from realtime.gateway.ordering import OffsetOrder
 from realtime.gateway.presence import PresenceBatch
+from realtime.gateway.protocol import CLOSE_SLOW_CONSUMER
 from realtime.gateway.topics import GatewayStats, Topic
 from realtime.gateway.transport import Outgoing
 from realtime.gateway.upkeep import keep_live_state
@@ -272,9 +273,22 @@ class Hub:
                 logger.warning("delivery sweep failed", exc_info=True)
 
     async def fan_out(self, route: TopicRoute, offset: int | None, text: str) -> None:
+        """
+        Offer one event to every local subscriber. A subscriber that fails is
+        closed with 4008 (it reconnects and recovers by offset); the others get
+        the event all the same.
+        """
         event = Outgoing(text)
         for connection in tuple(route.subscribers):
-            await connection.offer_event(route.topic.name, offset, event)
+            try:
+                await connection.offer_event(route.topic.name, offset, event)
+            except Exception:
+                logger.warning(
+                    "delivery to %s failed; closing it (it recovers by offset)",
+                    connection.connection_id,
+                    exc_info=True,
+                )
+                self.background(connection.close_with(CLOSE_SLOW_CONSUMER))
 
 
 hubs = PerLoop(Hub)

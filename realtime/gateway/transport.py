@@ -51,6 +51,10 @@ class DaphneSocket:
     def is_open(self) -> bool:
         return self.protocol.state == self.protocol.STATE_OPEN
 
+    def is_gone(self) -> bool:
+        """Closing or closed: nothing can be written any more."""
+        return self.protocol.state in (self.protocol.STATE_CLOSING, self.protocol.STATE_CLOSED)
+
     def tcp(self):
         """The Twisted transport that owns the socket (behind any wrapper), or None."""
         transport = getattr(self.protocol, "transport", None)
@@ -153,7 +157,7 @@ def capabilities() -> dict[str, bool]:
         and buffers
         and hasattr(WebSocketServerFactory, "prepareMessage")
         and hasattr(WebSocketProtocol, "sendPreparedMessage")
-        and hasattr(WebSocketProtocol, "STATE_OPEN")
+        and all(hasattr(WebSocketProtocol, f"STATE_{s}") for s in ("OPEN", "CLOSING", "CLOSED"))
         and hasattr(tcp.Connection, "writeSomeData")
     )
     return {"fast_path": fast_path, "shedding": send_is_partial and buffers}
