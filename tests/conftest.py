@@ -145,3 +145,14 @@ def redis_cluster(live_database, require_redis, redis_prefix):
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test's own (stopped and restarted by the test)."""
+    from tests.live import RedisServer
+
+    need_service(shutil.which("redis-server") is not None, "redis-server not installed")
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

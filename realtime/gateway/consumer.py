@@ -212,6 +212,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 error.message,
                 ref=protocol.request_ref(content),
                 topic=topic if isinstance(topic, str) and len(topic) <= 100 else None,
+                retry_after_ms=error.retry_after_ms,
             )
         )
 
@@ -283,10 +284,17 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         topic (a client that saw a gap). Returns it and whether it renews one.
         """
         subscription = Subscription(topic=topic)
-        renewing = topic.name in self.state.subscriptions
-        self.state.subscriptions[topic.name] = subscription
+        subscriptions = self.state.subscriptions
+        renewing = topic.name in subscriptions
+        subscriptions[topic.name] = subscription
         if not renewing:
-            await self.state.hub.join(topic, self)
+            try:
+                await self.state.hub.join(topic, self)
+            except BaseException:
+                # All or nothing: no subscription without its route (a retry joins again).
+                if subscriptions.get(topic.name) is subscription:
+                    del subscriptions[topic.name]
+                raise
             await self.topics_changed()
         return subscription, renewing
 

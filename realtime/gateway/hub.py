@@ -26,6 +26,7 @@ from channels.layers import get_channel_layer
 from realtime.gateway import protocol
 from realtime.gateway.backends import PerLoop
 from realtime.gateway.control import CONTROL_GROUP, group_name, send_topic_frame
+from realtime.gateway.errors import Unavailable
 from realtime.gateway.history import event_frame, events_between, topic_offset, topic_offsets
 from realtime.gateway.ordering import OffsetOrder
 from realtime.gateway.presence import PresenceBatch
@@ -37,6 +38,7 @@ from realtime.gateway.upkeep import keep_live_state
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 3.0
+REJOIN_EVERY = 10  # sweeps between two rejoins of every group when nothing failed
 PRESENCE_BATCH_SECONDS = 0.05
 
 
@@ -74,6 +76,10 @@ class Hub:
         self.keeper: asyncio.Task | None = None
         self.ready = asyncio.Lock()
         self.presence_pending: dict[str, PresenceBatch] = {}
+        # Routes being opened (one group_add per topic however many subscribe at once).
+        self.opening: dict[str, asyncio.Lock] = {}
+        # Set when the channel layer failed; the sweep rejoins every group until it works.
+        self.layer_suspect = False
         self.background_tasks: set[asyncio.Task] = set()
         # Worst publish-to-write delay seen since the last feed of a server-fed topic.
         self.lag_ms = 0.0
@@ -85,7 +91,12 @@ class Hub:
             if self.reader is None or self.reader.done():
                 loop = asyncio.get_running_loop()
                 self.channel = await self.layer.new_channel(prefix="hub.")
-                await self.layer.group_add(CONTROL_GROUP, self.channel)
+                try:
+                    await self.layer.group_add(CONTROL_GROUP, self.channel)
+                except Exception:
+                    # The sweep joins it once the broker is back.
+                    self.layer_suspect = True
+                    logger.warning("channel layer unavailable: control group not joined yet")
                 self.reader = loop.create_task(self.read())
                 self.sweeper = loop.create_task(self.sweep())
                 self.keeper = loop.create_task(keep_live_state())
@@ -122,23 +133,69 @@ class Hub:
     # Topics -----------------------------------------------------------------
 
     async def join(self, topic: Topic, connection: LocalConnection) -> None:
-        """Route `topic`'s events to `connection` from now on."""
+        """
+        Route `topic`'s events to `connection` from now on; all or nothing: when
+        the channel layer or the database cannot be reached, Unavailable and no
+        route (a later join tries again).
+        """
         route = self.routes.get(topic.name)
         if route is None:
-            route = self.routes[topic.name] = TopicRoute(topic=topic)
-            await self.layer.group_add(group_name(topic.name), self.channel)
-            if topic.history:
-                # Everything up to here is in the database; later events come by the group.
-                delivered = await database_sync_to_async(topic_offset)(topic.name)
-                route.order = OffsetOrder(
-                    topic.name,
-                    delivered=delivered,
-                    load=lambda after, before: self.load(topic.name, after, before),
-                    deliver=lambda offset, text: self.fan_out(route, offset, text),
-                )
-            if topic.family.feed_interval is not None:
-                route.feeder = asyncio.get_running_loop().create_task(self.feed(route))
+            async with self.opening.setdefault(topic.name, asyncio.Lock()):
+                route = self.routes.get(topic.name)
+                if route is None:
+                    route = self.routes[topic.name] = await self.open_route(topic)
+            self.opening.pop(topic.name, None)
         route.subscribers.add(connection)
+
+    async def open_route(self, topic: Topic) -> TopicRoute:
+        """A route joined to its group, with its ordering from the database's offset."""
+        try:
+            await self.layer.group_add(group_name(topic.name), self.channel)
+        except Exception as exc:
+            self.layer_suspect = True
+            await self.discard_group(topic.name)
+            logger.warning("channel layer refused joining %s: %r", topic.name, exc)
+            raise Unavailable("The message broker is unavailable; try again.") from exc
+        route = TopicRoute(topic=topic)
+        if topic.history:
+            # Everything up to here is in the database; later events come by the group.
+            try:
+                delivered = await database_sync_to_async(topic_offset)(topic.name)
+            except Exception as exc:
+                await self.discard_group(topic.name)
+                raise Unavailable("The database is unavailable; try again.") from exc
+            route.order = OffsetOrder(
+                topic.name,
+                delivered=delivered,
+                load=lambda after, before: self.load(topic.name, after, before),
+                deliver=lambda offset, text: self.fan_out(route, offset, text),
+            )
+        if topic.family.feed_interval is not None:
+            route.feeder = asyncio.get_running_loop().create_task(self.feed(route))
+        return route
+
+    async def discard_group(self, topic: str) -> None:
+        try:
+            await self.layer.group_discard(group_name(topic), self.channel)
+        except Exception:
+            logger.warning("could not leave group of %s", topic, exc_info=True)
+
+    async def rejoin_groups(self) -> None:
+        """
+        Join the control group and every route's group again (joining is
+        idempotent): after a broker outage, no route stays deaf.
+        """
+        try:
+            await self.layer.group_add(CONTROL_GROUP, self.channel)
+            for topic in list(self.routes):
+                await self.layer.group_add(group_name(topic), self.channel)
+        except Exception:
+            self.layer_suspect = True
+            logger.warning("channel layer still unavailable; groups not rejoined yet")
+        else:
+            if self.layer_suspect:
+                logger.info("channel layer back: %d topic groups rejoined", len(self.routes))
+            self.layer_suspect = False
 
     async def leave(self, topic: str, connection: LocalConnection) -> None:
         route = self.routes.get(topic)
@@ -148,10 +205,7 @@ class Hub:
         if not route.subscribers:
             del self.routes[topic]
             self.close_route(route)
-            try:
-                await self.layer.group_discard(group_name(topic), self.channel)
-            except Exception:
-                logger.warning("could not leave group of %s", topic, exc_info=True)
+            await self.discard_group(topic)
 
     @staticmethod
     def close_route(route: TopicRoute) -> None:
@@ -216,6 +270,7 @@ class Hub:
                 raise
             except Exception:
                 # Redis went away: keep the sockets, retry; offsets fill the gap later.
+                self.layer_suspect = True
                 logger.warning("channel layer receive failed; retrying", exc_info=True)
                 await asyncio.sleep(1)
                 continue
@@ -258,10 +313,15 @@ class Hub:
         """
         Now and then, compare each topic's delivered offset with the database: a
         publication whose broadcast was lost (Redis down, a full channel) with no
-        later event to reveal the gap is delivered here.
+        later event to reveal the gap is delivered here. After a channel-layer
+        failure, and every REJOIN_EVERY sweeps anyway, every group is joined again.
         """
+        sweeps = 0
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
+            sweeps += 1
+            if self.layer_suspect or sweeps % REJOIN_EVERY == 0:
+                await self.rejoin_groups()
             orders = {t: r.order for t, r in self.routes.items() if r.order is not None}
             if not orders:
                 continue
