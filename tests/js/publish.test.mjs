@@ -229,3 +229,20 @@ test("a publish sent while open keeps waiting across a reconnect without timing 
   await server.start(port);
   assert.deepEqual(await pending, { topic: "room:a", offset: 1 });
 });
+
+test("a publish refused as unavailable is sent again with the same id until the server stores it", async (t) => {
+  const server = await startServer(t);
+  let refusals = 3;
+  server.intercept = (conn, frame) => {
+    if (frame.type !== "publish" || refusals === 0) return false;
+    refusals -= 1;
+    server.send(conn, { type: "error", code: "unavailable", message: "Database down.", ref: frame.ref, retry_after_ms: 20 });
+    return true;
+  };
+  const client = makeClient(t, server.url);
+  assert.deepEqual(await client.publish("room:a", { text: "x" }), { topic: "room:a", offset: 1 });
+  const frames = server.framesOf("publish");
+  assert.equal(frames.length, 4);
+  assert.equal(new Set(frames.map((f) => f.id)).size, 1);
+  assert.equal(server.topic("room:a").events.length, 1);
+});

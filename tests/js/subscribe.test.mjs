@@ -323,3 +323,18 @@ test("send() sends a raw frame when open and returns false otherwise", async (t)
   assert.equal((await pong).detail.ref, "raw");
   assert.ok(states.length > 0);
 });
+
+test("a subscribe refused as unavailable is asked again after retry_after_ms", async (t) => {
+  const server = await startServer(t);
+  let refusals = 2;
+  server.intercept = (conn, frame) => {
+    if (frame.type !== "subscribe" || refusals === 0) return false;
+    refusals -= 1;
+    server.send(conn, { type: "error", code: "unavailable", message: "Broker down.", ref: frame.ref, topic: frame.topic, retry_after_ms: 20 });
+    return true;
+  };
+  const client = makeClient(t, server.url);
+  const frame = await client.subscribe("room:a", () => {}).ready;
+  assert.equal(frame.type, "subscribed");
+  assert.equal(server.framesOf("subscribe").length, 3);
+});

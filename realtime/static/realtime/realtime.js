@@ -147,6 +147,9 @@ const CLOSE_POLICY = {
 /** Closes that were our fault: reported as `error` too. */
 const ERROR_CLOSES = new Set([4003, 4009]);
 
+/** Refusals that mean "not now": the request is sent again after `retry_after_ms`. */
+const RETRIED_CODES = new Set(["rate_limited", "unavailable"]);
+
 /**
  * The socket URL: `/ws/` on the page's host by default; relative URLs resolve
  * against the page, `http(s):` becomes `ws(s):`.
@@ -339,7 +342,10 @@ export class RealtimeClient extends EventTarget {
    * with the same `id`, so the server stores it once. A publish the server
    * dropped with `rate_limited` is sent again (same `id`) after
    * `retry_after_ms`, up to 5 times; then it rejects with code `rate_limited`
-   * and `retryAfterMs`. Publishes are paced (`publishBurst`, `publishRate`),
+   * and `retryAfterMs`. One refused as `unavailable` (the server's database or
+   * broker is down; nothing was stored) is sent again the same way, up to 30
+   * times. A subscribe refused with either code is asked again after
+   * `retry_after_ms`. Publishes are paced (`publishBurst`, `publishRate`),
    * so a long offline queue does not flood the server after a reconnect; a
    * publish waiting for its turn does not time out either. Publishes are sent
    * in call order; only one that the server drops as rate limited can land
@@ -667,14 +673,15 @@ export class RealtimeClient extends EventTarget {
       this.#unanswered = 0; // refused (rate limited), but the connection is alive
     } else if (pending.kind === "publish") {
       const push = pending.push;
-      // A publish dropped as rate limited goes back in the queue (a few times).
-      if (frame.code === "rate_limited" && this.#outbox.rateLimited(push, Number(frame.retry_after_ms) || 1000)) return;
+      // A publish dropped as rate limited, or refused while the server's database
+      // or broker is down (nothing stored), goes back in the queue with its id.
+      if (RETRIED_CODES.has(frame.code) && this.#outbox.retryLater(push, frame.code, Number(frame.retry_after_ms) || 1000)) return;
       this.#outbox.settle(push);
       push.reject(errorFromFrame(frame));
     } else if (pending.kind === "subscribe") {
       const state = this.#topics.get(pending.topic);
       if (!state || state.ref !== frame.ref) return;
-      if (frame.code === "rate_limited") {
+      if (RETRIED_CODES.has(frame.code)) {
         // Subscriptions are the client's to keep: ask again when allowed.
         state.unsent();
         this.#later(Number(frame.retry_after_ms) || 1000, () => {

@@ -8,8 +8,12 @@
 
 /** @typedef {import("./push.js").Push} Push */
 
-/** A publish dropped with `rate_limited` is sent again this many times before it rejects. */
-const MAX_RATE_LIMITED_RETRIES = 5;
+/**
+ * How many times a publish is sent again, by the refusal's code, before it
+ * rejects: dropped by the rate limit, or refused while the server's database
+ * or broker is down (about half a minute of outage at the usual 1 s hint).
+ */
+const MAX_RETRIES = { rate_limited: 5, unavailable: 30 };
 
 /**
  * The publishes waiting for their ack, and a token bucket (`publishBurst`
@@ -98,13 +102,15 @@ export class Outbox {
   }
 
   /**
-   * The server dropped `push` as rate limited: false when it was sent again
-   * too often already (it should then reject), else it goes back in the queue.
+   * The server dropped `push` for now (`rate_limited`, `unavailable`): false
+   * when it was sent again too often already (it should then reject), else it
+   * goes back in the queue, to be sent again with the same id.
    * @param {Push} push
+   * @param {string} code  the refusal's code
    * @param {number} retryAfterMs  the server's `retry_after_ms`
    */
-  rateLimited(push, retryAfterMs) {
-    if (push.retries >= MAX_RATE_LIMITED_RETRIES) return false;
+  retryLater(push, code, retryAfterMs) {
+    if (push.retries >= (MAX_RETRIES[code] ?? 0)) return false;
     // Dropped, not refused: send it again (same id) when the server allows.
     // Its timeout starts again when it is sent again.
     push.retry();
