@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from realtime.gateway.middleware import OutageGuard  # noqa: E402
 from realtime.gateway.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,7 +25,7 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # A foreign or missing Origin gets HTTP 403 before any consumer runs.
         "websocket": OriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
             [*settings.ALLOWED_HOSTS, *settings.REALTIME["ALLOWED_ORIGINS"]],
         ),
     }

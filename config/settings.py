@@ -55,6 +55,10 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # (config/test_settings.py closes each one, so the test database can be dropped.)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database fails a request within seconds (PROTOCOL.md
+    # `unavailable`), not after the operating system's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, `manage.py` and tests share the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -80,3 +80,74 @@ async def test_a_subscribe_during_a_redis_outage_fails_cleanly_and_the_room_live
         assert texts == [f"m{n}" for n in range(5)]
     await early.close()
     await late.close()
+
+
+async def test_a_database_outage_is_answered_unavailable_and_503_and_logged_once(
+    live_database, require_postgres
+):
+    from urllib.parse import urlsplit
+
+    import websockets
+
+    from tests.faults import TcpProxy
+
+    database = urlsplit(live_database.url)
+    proxy = TcpProxy((database.hostname, database.port or 5432))
+    through_proxy = live_database.url.replace(
+        database.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}"
+    )
+    server = LiveServer(live_database, DATABASE_URL=through_proxy).start()
+    try:
+        name = f"o{uuid.uuid4().hex[:8]}"
+        live_database.create_user(name, PASSWORD)
+        session = HttpSession(server).login(name, PASSWORD)
+        slug = f"r{uuid.uuid4().hex[:8]}"
+        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
+        topic = f"room:{slug}"
+        socket_ = await ws_connect(server, session)
+        await receive(socket_)
+
+        async def publish(client_id: str) -> dict:
+            await socket_.send(
+                json.dumps(
+                    {
+                        "type": "publish",
+                        "topic": topic,
+                        "ref": client_id,
+                        "id": client_id,
+                        "data": {"text": client_id},
+                    }
+                )
+            )
+            return await receive(socket_, timeout=10)
+
+        assert (await publish("before"))["offset"] == 1
+        proxy.cut()
+        for n in range(5):
+            started = time.monotonic()
+            refused = await publish(f"during-{n}")
+            assert (refused["type"], refused["code"]) == ("error", "unavailable"), refused
+            assert refused["ref"] == f"during-{n}" and refused["retry_after_ms"] > 0
+            assert time.monotonic() - started < 2, "an outage must be answered fast"
+        # A handshake needs the session from the database: 503, and the client retries.
+        with pytest.raises(websockets.InvalidStatus) as refused_handshake:
+            await ws_connect(server, session)
+        assert refused_handshake.value.response.status_code == 503
+        proxy.restore()
+        deadline = time.monotonic() + 15
+        while (reply := await publish("during-0"))["type"] != "ack":
+            assert time.monotonic() < deadline, reply
+            await asyncio.sleep(reply["retry_after_ms"] / 1000)
+        assert reply["offset"] == 2
+        assert (await publish("during-0"))["offset"] == 2  # stored once
+        again = await ws_connect(server, session)
+        assert (await receive(again))["type"] == "welcome"
+        await again.close()
+        await socket_.close()
+    finally:
+        server.stop()
+        proxy.close()
+    log = server.log.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("database unavailable") == 1, log[-3000:]
+    assert "database back after" in log

@@ -9,11 +9,11 @@ import time
 
 from realtime.gateway.transport import capabilities, socket_of
 
-ACTIVE_LINE = "transport: fast path and slow-consumer shedding active (daphne)"
+ACTIVE_LINE = "transport: fast path, slow-consumer shedding and handshake refusals active (daphne)"
 
 
 def test_the_pinned_daphne_has_what_the_fast_path_and_shedding_read():
-    assert capabilities() == {"fast_path": True, "shedding": True}
+    assert capabilities() == {"fast_path": True, "shedding": True, "refusing with a status": True}
 
 
 def test_without_daphne_behind_send_there_is_no_socket_to_reach():

@@ -18,8 +18,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from realtime.gateway import protocol
-from realtime.gateway.errors import RealtimeError, TooManySubscriptions
+from realtime.gateway import outages, protocol
+from realtime.gateway.errors import RealtimeError, TooManySubscriptions, Unavailable
 from realtime.gateway.history import catch_up
 from realtime.gateway.hub import Hub, get_hub
 from realtime.gateway.presence import get_presence
@@ -192,8 +192,18 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         try:
             content = protocol.decode(text_data)
             await self.receive_json(content)
+            outages.database.succeeded()
         except RealtimeError as error:
             await self.send_error(error, content)
+        except outages.DATABASE_DOWN as exc:
+            outages.database.failed(exc)
+            await self.send_error(
+                Unavailable(
+                    "The database is unavailable; nothing was stored. Try again.",
+                    retry_after_ms=outages.RETRY_AFTER_MS,
+                ),
+                content,
+            )
         except Exception:
             logger.exception("server error on connection %s", self.connection_id)
             await self.send_error(
@@ -403,8 +413,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
         async def run():
             await asyncio.sleep(delay)
-            if not self.state.closing:
+            if self.state.closing:
+                return
+            try:
                 await func(*args)
+            except outages.DATABASE_DOWN as exc:
+                # Checked again once the database is back, never skipped.
+                outages.database.failed(exc)
+                self.later(outages.RETRY_AFTER_MS / 1000 * 5, func, *args)
 
         task = asyncio.get_running_loop().create_task(run())
         self.state.tasks.add(task)

@@ -23,7 +23,7 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from realtime.gateway import protocol
+from realtime.gateway import outages, protocol
 from realtime.gateway.backends import PerLoop
 from realtime.gateway.control import CONTROL_GROUP, group_name, send_topic_frame
 from realtime.gateway.errors import Unavailable
@@ -329,6 +329,8 @@ class Hub:
                 latest = await database_sync_to_async(topic_offsets)(list(orders))
                 for topic, offset in latest.items():
                     await orders[topic].catch_up_to(offset)
+            except outages.DATABASE_DOWN as exc:
+                outages.database.failed(exc)
             except Exception:
                 logger.warning("delivery sweep failed", exc_info=True)
 

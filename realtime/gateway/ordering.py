@@ -77,7 +77,13 @@ class OffsetOrder:
                 self.forget_stale()
                 if not self.ahead:
                     return
-                await self.fill_missing(min(self.ahead))
+                try:
+                    await self.fill_missing(min(self.ahead))
+                except Exception as exc:
+                    # The database is unreachable: the events wait; the sweep
+                    # (or the next live event) fills the gap once it is back.
+                    logger.warning("%s: filling a gap failed (%r); retried later", self.topic, exc)
+                    return
                 await self.drain()
 
     async def catch_up_to(self, latest: int) -> None:

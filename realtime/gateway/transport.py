@@ -51,6 +51,22 @@ class DaphneSocket:
     def is_open(self) -> bool:
         return self.protocol.state == self.protocol.STATE_OPEN
 
+    def is_connecting(self) -> bool:
+        """The handshake is not answered yet (accept or refuse)."""
+        return hasattr(self.protocol, "handshake_deferred")
+
+    def refuse(self, status: int, reason: str) -> bool:
+        """Answer the handshake with an HTTP error (as daphne's own 403, any status)."""
+        from autobahn.websocket.types import ConnectionDeny
+
+        deferred = getattr(self.protocol, "handshake_deferred", None)
+        if deferred is None:
+            return False
+        del self.protocol.handshake_deferred
+        deferred.errback(ConnectionDeny(code=status, reason=reason))
+        self.protocol.server.protocol_disconnected(self.protocol)
+        return True
+
     def is_gone(self) -> bool:
         """Closing or closed: nothing can be written any more."""
         return self.protocol.state in (self.protocol.STATE_CLOSING, self.protocol.STATE_CLOSED)
@@ -133,6 +149,17 @@ def socket_of(send) -> DaphneSocket | None:
     return None
 
 
+async def refuse_handshake(send, status: int, reason: str) -> None:
+    """
+    Refuse a WebSocket handshake with HTTP `status` (503 during an outage).
+    ASGI only lets an application refuse with 403; daphne's socket can say more.
+    Elsewhere (a test client, another server) it is ASGI's plain refusal.
+    """
+    wire = socket_of(send)
+    if wire is None or not wire.refuse(status, reason):
+        await send({"type": "websocket.close"})
+
+
 def capabilities() -> dict[str, bool]:
     """
     Whether the installed daphne, autobahn and Twisted still have what this
@@ -160,14 +187,25 @@ def capabilities() -> dict[str, bool]:
         and all(hasattr(WebSocketProtocol, f"STATE_{s}") for s in ("OPEN", "CLOSING", "CLOSED"))
         and hasattr(tcp.Connection, "writeSomeData")
     )
-    return {"fast_path": fast_path, "shedding": send_is_partial and buffers}
+    from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocket
+
+    refusing = send_is_partial and "self.handshake_deferred.errback" in inspect.getsource(
+        DaphneWebSocket.serverReject
+    )
+    return {
+        "fast_path": fast_path,
+        "shedding": send_is_partial and buffers,
+        "refusing with a status": refusing,
+    }
 
 
 def log_capabilities() -> dict[str, bool]:
     """Say once, at server start, whether the fast path and shedding are active."""
     found = capabilities()
     if all(found.values()):
-        logger.info("transport: fast path and slow-consumer shedding active (daphne)")
+        logger.info(
+            "transport: fast path, slow-consumer shedding and handshake refusals active (daphne)"
+        )
     else:
         logger.error(
             "transport: INACTIVE %s: the installed daphne/autobahn/Twisted no longer "

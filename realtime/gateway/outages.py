@@ -1,0 +1,60 @@
+"""
+Outages of what the gateway depends on (the database, the broker): told apart
+from bugs, answered with PROTOCOL.md's `unavailable`, and logged once per
+outage rather than once per request.
+"""
+
+import logging
+import time
+
+from django.db import InterfaceError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+# Database errors that mean "cannot reach it now", not "this query is wrong".
+DATABASE_DOWN = (OperationalError, InterfaceError)
+RETRY_AFTER_MS = 1000
+
+
+class Outage:
+    """One dependency's outage log: a line when it fails, one more when it is back."""
+
+    def __init__(self, what: str, *, quiet_seconds: float = 60.0, clock=time.monotonic):
+        self.what = what
+        self.quiet_seconds = quiet_seconds
+        self.clock = clock
+        self.down_since: float | None = None
+        self.last_logged: float | None = None
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        """Count a failure; log it when it starts an outage (or a quiet period passed)."""
+        now = self.clock()
+        self.failures += 1
+        if self.down_since is None:
+            self.down_since = now
+        if self.last_logged is None or now - self.last_logged >= self.quiet_seconds:
+            self.last_logged = now
+            logger.error(
+                "%s unavailable (%d failed requests so far in this outage): %s: %s",
+                self.what,
+                self.failures,
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "",
+            )
+
+    def succeeded(self) -> None:
+        """A request got through: if an outage was on, it is over."""
+        if self.down_since is None:
+            return
+        logger.warning(
+            "%s back after %.1f s (%d requests failed meanwhile)",
+            self.what,
+            self.clock() - self.down_since,
+            self.failures,
+        )
+        self.down_since = self.last_logged = None
+        self.failures = 0
+
+
+database = Outage("database")
