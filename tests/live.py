@@ -84,6 +84,14 @@ class LiveDatabase:
         )
         return int(self.manage("shell", "-c", code).strip().splitlines()[-1])
 
+    def create_users(self, usernames: list[str], password: str) -> None:
+        """Several users in one `manage.py shell` (each call costs a Django start)."""
+        code = (
+            "from django.contrib.auth import get_user_model as g;"
+            f"[g().objects.create_user(n, password={password!r}) for n in {usernames!r}]"
+        )
+        self.manage("shell", "-c", code)
+
     def shell(self, code: str) -> str:
         return self.manage("shell", "-c", code)
 

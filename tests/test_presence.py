@@ -8,15 +8,15 @@ ALICE = {"id": 1, "username": "alice"}
 BOB = {"id": 2, "username": "bob"}
 
 
-def test_a_user_joins_with_their_first_socket_and_leaves_with_their_last():
+def test_a_user_joins_with_their_first_socket_and_leaves_with_their_last_one():
     async def scenario():
         presence = LocalPresence()
         assert await presence.join("room:a", ALICE, "c1") is True
         assert await presence.join("room:a", ALICE, "c2") is False
         assert await presence.members("room:a") == [ALICE]
-        assert await presence.leave("room:a", 1, "c1") is False
+        assert await presence.leave("room:a", 1, "c1") is None
         assert await presence.members("room:a") == [ALICE]
-        assert await presence.leave("room:a", 1, "c2") is True
+        assert await presence.leave("room:a", 1, "c2") == ALICE
         assert await presence.members("room:a") == []
 
     asyncio.run(scenario())
@@ -25,9 +25,9 @@ def test_a_user_joins_with_their_first_socket_and_leaves_with_their_last():
 def test_leaving_a_topic_one_never_joined_is_not_a_last_leave():
     async def scenario():
         presence = LocalPresence()
-        assert await presence.leave("room:a", 1, "c1") is False
+        assert await presence.leave("room:a", 1, "c1") is None
         await presence.join("room:a", ALICE, "c1")
-        assert await presence.leave("room:a", 1, "other") is False
+        assert await presence.leave("room:a", 1, "other") is None
 
     asyncio.run(scenario())
 

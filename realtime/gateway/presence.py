@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from realtime.gateway.backends import backend
 from realtime.gateway.redis_state import client, key
+from realtime.gateway.registry import SERVER_NAME
 
 
 class Presence:
@@ -22,12 +23,20 @@ class Presence:
         """Record the socket; True when it is the user's first on the topic."""
         raise NotImplementedError
 
-    async def leave(self, topic: str, user_id: int, connection_id: str) -> bool:
-        """Forget the socket; True when it was the user's last on the topic."""
+    async def leave(self, topic: str, user_id: int, connection_id: str) -> dict | None:
+        """Forget the socket; the user's brief when it was their last on the topic."""
         raise NotImplementedError
 
-    async def restore(self, topic: str, user: dict, connection_id: str) -> None:
-        """Re-record a socket after the store lost its data (no diff is sent)."""
+    async def held(self) -> set[tuple[str, int, str]] | None:
+        """
+        The places this process holds in a shared store, as (topic, user id,
+        connection id); None for a store only this process sees (it cannot
+        drift from the sockets).
+        """
+        return None
+
+    async def forget_process(self, server: str = SERVER_NAME) -> None:
+        """Forget a process's record of its places (exiting, or reaped when dead)."""
 
     async def members(self, topic: str) -> list[dict]:
         """The users on the topic, by username."""
@@ -48,27 +57,30 @@ class LocalPresence(Presence):
         entry[1].add(connection_id)
         return False
 
-    async def leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+    async def leave(self, topic: str, user_id: int, connection_id: str) -> dict | None:
         users = self.topics.get(topic)
         if not users or user_id not in users:
-            return False
-        connections = users[user_id][1]
+            return None
+        brief, connections = users[user_id]
         connections.discard(connection_id)
         if connections:
-            return False
+            return None
         del users[user_id]
         if not users:
             del self.topics[topic]
-        return True
+        return brief
 
     async def members(self, topic: str) -> list[dict]:
         users = self.topics.get(topic, {})
         return sorted((brief for brief, _ in users.values()), key=lambda u: u["username"])
 
 
-# Fields are "<user id>|<connection id>"; the scripts count a user's fields atomically.
+# Fields are "<user id>|<connection id>"; the scripts count a user's fields
+# atomically, and keep this process's own set of the places it holds
+# (KEYS[2]), so that upkeep can make Redis equal to its live sockets.
 JOIN_SCRIPT = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
 local n = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, #ARGV[3]) == ARGV[3] then n = n + 1 end
@@ -76,40 +88,63 @@ end
 return n
 """
 LEAVE_SCRIPT = """
-local removed = redis.call('HDEL', KEYS[1], ARGV[1])
-if removed == 0 then return -1 end
+redis.call('SREM', KEYS[2], ARGV[3])
+local brief = redis.call('HGET', KEYS[1], ARGV[1])
+if not brief then return {-1, false} end
+redis.call('HDEL', KEYS[1], ARGV[1])
 local n = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, #ARGV[2]) == ARGV[2] then n = n + 1 end
 end
-return n
+return {n, brief}
 """
+PLACE_SEPARATOR = "\x1f"  # no topic name contains it
 
 
 class RedisPresence(Presence):
     """Presence in a Redis hash per topic, the same answer on every process."""
 
+    def own_key(self) -> str:
+        """This process's set of the places it holds."""
+        return key("presence-of", SERVER_NAME)
+
     async def join(self, topic: str, user: dict, connection_id: str) -> bool:
+        field = f"{user['id']}|{connection_id}"
         count = await client().eval(
             JOIN_SCRIPT,
-            1,
+            2,
             key("presence", topic),
-            f"{user['id']}|{connection_id}",
+            self.own_key(),
+            field,
             json.dumps(user),
             f"{user['id']}|",
+            topic + PLACE_SEPARATOR + field,
         )
         return count == 1
 
-    async def leave(self, topic: str, user_id: int, connection_id: str) -> bool:
-        remaining = await client().eval(
-            LEAVE_SCRIPT, 1, key("presence", topic), f"{user_id}|{connection_id}", f"{user_id}|"
+    async def leave(self, topic: str, user_id: int, connection_id: str) -> dict | None:
+        field = f"{user_id}|{connection_id}"
+        remaining, brief = await client().eval(
+            LEAVE_SCRIPT,
+            2,
+            key("presence", topic),
+            self.own_key(),
+            field,
+            f"{user_id}|",
+            topic + PLACE_SEPARATOR + field,
         )
-        return remaining == 0
+        return json.loads(brief) if remaining == 0 else None
 
-    async def restore(self, topic: str, user: dict, connection_id: str) -> None:
-        await client().hset(
-            key("presence", topic), f"{user['id']}|{connection_id}", json.dumps(user)
-        )
+    async def held(self) -> set[tuple[str, int, str]]:
+        places = set()
+        for member in await client().smembers(self.own_key()):
+            topic, _, field = member.partition(PLACE_SEPARATOR)
+            user_id, _, connection_id = field.partition("|")
+            places.add((topic, int(user_id), connection_id))
+        return places
+
+    async def forget_process(self, server: str = SERVER_NAME) -> None:
+        await client().delete(key("presence-of", server))
 
     async def members(self, topic: str) -> list[dict]:
         briefs = {}

@@ -12,6 +12,11 @@ from redis.asyncio.sentinel import Sentinel
 
 from realtime.gateway.backends import PerLoop
 
+# Connections per process for the live state: a burst of joins and leaves waits
+# for a free one (up to POOL_TIMEOUT_SECONDS) instead of failing at once.
+POOL_SIZE = 32
+POOL_TIMEOUT_SECONDS = 10
+
 
 def new_client() -> aioredis.Redis:
     options = {
@@ -20,11 +25,15 @@ def new_client() -> aioredis.Redis:
         "socket_connect_timeout": 3,
         "health_check_interval": 10,
         "retry_on_timeout": True,
+        "max_connections": POOL_SIZE,
     }
     if settings.REDIS_SENTINELS:
         sentinel = Sentinel(settings.REDIS_SENTINELS, socket_timeout=3)
         return sentinel.master_for(settings.REDIS_SENTINEL_MASTER, **options)
-    return aioredis.from_url(settings.REDIS_URL, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL, timeout=POOL_TIMEOUT_SECONDS, **options
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 clients = PerLoop(new_client)

@@ -72,9 +72,15 @@ class Registry:
         """Every live connection this store knows of."""
         return [entry_public(entry) for entry in list(LIVE.values())]
 
-    async def beat(self) -> bool:
-        """Tell the others this process lives; True when the store had lost its state."""
-        return False
+    async def beat(self) -> None:
+        """Tell the other processes that this one lives."""
+
+    async def reconcile(self) -> tuple[int, int]:
+        """Make the store hold exactly this process's live sockets: (added, removed)."""
+        return 0, 0
+
+    async def forget_process(self) -> None:
+        """Remove this process from the store (it is exiting, its sockets closed)."""
 
     async def dead_servers(self) -> list[str]:
         return []
@@ -93,6 +99,11 @@ class RedisRegistry(Registry):
 
     shared = True
 
+    def __init__(self):
+        # Sockets whose last write failed (Redis down, the pool exhausted): the
+        # next reconcile writes them again.
+        self.dirty: set[str] = set()
+
     def hash_key(self, server: str = SERVER_NAME) -> str:
         return key("conns", server)
 
@@ -102,11 +113,15 @@ class RedisRegistry(Registry):
 
     async def update(self, connection_id: str) -> None:
         entry = LIVE.get(connection_id)
-        if entry is not None:
-            await client().hset(self.hash_key(), connection_id, json.dumps(entry_public(entry)))
+        if entry is None:
+            return
+        self.dirty.add(connection_id)
+        await client().hset(self.hash_key(), connection_id, json.dumps(entry_public(entry)))
+        self.dirty.discard(connection_id)
 
     async def unregister(self, connection_id: str) -> None:
         await super().unregister(connection_id)
+        self.dirty.discard(connection_id)
         await client().hdel(self.hash_key(), connection_id)
 
     async def entries(self) -> list[dict]:
@@ -120,21 +135,28 @@ class RedisRegistry(Registry):
             )
         return found
 
-    async def beat(self) -> bool:
+    async def beat(self) -> None:
         redis = client()
         await redis.sadd(key("servers"), SERVER_NAME)
-        renewed = await redis.expire(key("alive", SERVER_NAME), settings.REALTIME["ALIVE_SECONDS"])
-        if renewed:
-            return False
         await redis.set(key("alive", SERVER_NAME), "1", ex=settings.REALTIME["ALIVE_SECONDS"])
-        if not LIVE:
-            return False
-        logger.warning("live state missing in Redis (restart?); rewriting %d sockets", len(LIVE))
-        await redis.hset(
-            self.hash_key(),
-            mapping={cid: json.dumps(entry_public(e)) for cid, e in list(LIVE.items())},
-        )
-        return True
+
+    async def reconcile(self) -> tuple[int, int]:
+        redis = client()
+        live = {cid: entry_public(entry) for cid, entry in list(LIVE.items())}
+        stored = set(await redis.hkeys(self.hash_key()))
+        removed = stored - live.keys()
+        added = (live.keys() - stored) | (self.dirty & live.keys())
+        if removed:
+            await redis.hdel(self.hash_key(), *removed)
+        if added:
+            await redis.hset(self.hash_key(), mapping={cid: json.dumps(live[cid]) for cid in added})
+        self.dirty -= added | removed
+        return len(added), len(removed)
+
+    async def forget_process(self) -> None:
+        redis = client()
+        await redis.delete(self.hash_key(), key("alive", SERVER_NAME))
+        await redis.srem(key("servers"), SERVER_NAME)
 
     async def dead_servers(self) -> list[str]:
         redis = client()

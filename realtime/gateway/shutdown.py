@@ -13,6 +13,7 @@ import time
 
 from realtime.gateway.hub import running_hub
 from realtime.gateway.protocol import CLOSE_RESTART
+from realtime.gateway.upkeep import forget_this_process
 
 logger = logging.getLogger("realtime.serve")
 
@@ -59,6 +60,8 @@ class GracefulShutdown:
             # The sockets' presence leaves, batched, must go out before we do.
             if hub is not None:
                 await hub.flush_all_presence()
+            # Nothing of this process stays in the shared live state.
+            await forget_this_process()
         except Exception:
-            logger.exception("sending the last presence diffs failed")
+            logger.exception("cleaning up the live state failed")
         self.reactor.stop()
