@@ -312,6 +312,9 @@ REALTIME = {
     # A process that has not renewed its key for this long is dead: survivors
     # remove its connections and presence (it renews every sixth of it).
     "ALIVE_SECONDS": env.int("REALTIME_ALIVE_SECONDS", default=30),
+    # Every socket rechecks all its subscriptions this often (jittered): a bound
+    # on what a missed revocation signal can leak.
+    "RECHECK_SECONDS": env.int("REALTIME_RECHECK_SECONDS", default=300),
     # Origins allowed at the handshake besides ALLOWED_HOSTS (full origins).
     "ALLOWED_ORIGINS": env.list("REALTIME_ALLOWED_ORIGINS", default=[]),
 }

@@ -9,6 +9,7 @@ from realtime.chat.models import (  # noqa: F401
     Message,
     Notification,
     Room,
+    RoomMembership,
     User,
     slug_validator,
 )

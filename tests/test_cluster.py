@@ -202,53 +202,53 @@ async def test_deactivating_a_user_from_a_shell_closes_their_sockets_with_4401(
     assert time.monotonic() - started < 5 + 3  # the shell itself takes a moment to start
 
 
-class RedisProcess:
-    """A Redis server of this test's own, to stop and start."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.process = None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(50):
-            if (
-                subprocess.run(
-                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-                ).stdout.strip()
-                == "PONG"
-            ):
-                return self
-            time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
+async def test_a_member_removed_from_a_shell_stops_receiving_on_every_process(
+    redis_cluster, live_database, require_redis, redis_prefix
+):
+    a, b = redis_cluster
+    owner = signed_up(a)
+    member = signed_up(a)
+    slug = f"p{uuid.uuid4().hex[:8]}"
+    status, _ = owner.request(
+        "POST", "/api/rooms/", {"slug": slug, "name": slug, "is_private": True}
+    )
+    assert status == 201
+    status, _ = owner.request("POST", f"/api/rooms/{slug}/members/", {"username": member.username})
+    assert status == 201
+    topic = f"room:{slug}"
+    sockets = []
+    for server in (a, b):
+        socket_ = await ws_connect(server, same_session_on(server, member))
+        await receive(socket_)
+        await socket_.send(json.dumps({"type": "subscribe", "topic": topic, "ref": "s"}))
+        await receive_until(socket_, "presence_state")
+        sockets.append(socket_)
+    await asyncio.to_thread(
+        live_database.manage,
+        "shell",
+        "-c",
+        "from realtime.models import Room;"
+        f"Room.objects.get(slug={slug!r}).members.remove({member.user_id})",
+        REDIS_URL=require_redis,
+        REALTIME_REDIS_PREFIX=redis_prefix,
+    )
+    for socket_ in sockets:
+        frames = await receive_until(socket_, "error", timeout=4)
+        assert (frames[-1]["code"], frames[-1]["topic"]) == ("not_found", topic)
+    status, _ = owner.request("POST", f"/api/rooms/{slug}/messages/", {"text": "after removal"})
+    assert status == 201
+    for socket_ in sockets:
+        with pytest.raises(TimeoutError):
+            while True:
+                frame = await receive(socket_, timeout=1)
+                assert frame["type"] != "event", frame
+        await socket_.close()
 
 
 async def test_redis_restart_keeps_sockets_open_and_recovers_missed_events(
-    live_database, require_redis
+    live_database, require_redis, private_redis
 ):
-    redis = RedisProcess().start()
+    redis = private_redis
     servers = [LiveServer(live_database, redis_url=redis.url) for _ in range(2)]
     a, b = (server.start() for server in servers)
     try:

@@ -21,7 +21,14 @@ from django.template.response import TemplateResponse
 
 from realtime.chat import services
 from realtime.chat.forms import NotificationForm
-from realtime.chat.models import Announcement, Message, Notification, Room, User
+from realtime.chat.models import (
+    Announcement,
+    Message,
+    Notification,
+    Room,
+    RoomMembership,
+    User,
+)
 from realtime.gateway.control import connection_disconnect, user_connections_disconnect
 from realtime.gateway.models import Event, LiveConnection
 from realtime.gateway.registry import connections_list
@@ -73,7 +80,7 @@ class UserAdmin(DjangoUserAdmin):
 class MemberInline(admin.TabularInline):
     """A room's members, one row each."""
 
-    model = Room.members.through
+    model = RoomMembership
     extra = 1
     autocomplete_fields = ["user"]
     verbose_name = "member"

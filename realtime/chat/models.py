@@ -28,7 +28,9 @@ class Room(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_rooms"
     )
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="rooms", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="rooms", blank=True, through="RoomMembership"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,6 +42,28 @@ class Room(models.Model):
     @property
     def topic(self) -> str:
         return f"room:{self.slug}"
+
+
+class RoomMembership(models.Model):
+    """
+    One member of one room: the table Django made for `Room.members`, declared so
+    that deleting rows (the admin's member inline, queryset deletes) sends the
+    signals that end the removed member's subscriptions.
+    """
+
+    # The related names of Django's own through table, so forms and queries stay as they were.
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="Room_members+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="Room_members+"
+    )
+
+    class Meta:
+        db_table = "realtime_room_members"
+        unique_together = [("room", "user")]
+        verbose_name = "member"
+
+    def __str__(self):
+        return f"{self.user} in #{self.room}"
 
 
 class Message(models.Model):

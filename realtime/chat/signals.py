@@ -1,16 +1,31 @@
 """
-Signal receivers that keep sockets in step with the database: a socket lives
-no longer than its session (4401), and loses a private room with its membership.
+Signal receivers that keep sockets in step with the database (PROTOCOL.md,
+"Authorization holds"): a socket lives no longer than its session (4401), and
+a subscription no longer than the right it depends on. Each acts on commit,
+through the gateway's control group, so it reaches every process.
+
+Every path that takes a right away is covered: a membership deleted (from
+either side of the relation, the admin's member inline, a queryset delete:
+all delete `RoomMembership` rows), a room made private or deleted, staff or
+superuser status removed, a user deactivated or deleted. What no signal
+reports (a raw SQL change) the sockets' periodic recheck catches.
 """
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, pre_save
+from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 
-from realtime.chat.models import Room
-from realtime.gateway.control import topic_revoke, user_sessions_verify
+from realtime.chat.models import Room, RoomMembership
+from realtime.gateway.control import topic_revoke, user_rights_changed, user_sessions_verify
+
+# User flags that rights depend on.
+RIGHTS_FIELDS = ("is_active", "is_staff", "is_superuser")
+
+
+def revoke_on_commit(topic: str) -> None:
+    transaction.on_commit(lambda: topic_revoke(topic=topic))
 
 
 @receiver(user_logged_out)
@@ -20,15 +35,18 @@ def verify_sessions_after_logout(sender, request, user, **kwargs):
 
 
 @receiver(pre_save, sender=get_user_model())
-def verify_sessions_after_deactivation_or_new_password(sender, instance, **kwargs):
+def recheck_after_user_change(sender, instance, **kwargs):
+    """Deactivation or a new password ends sessions; losing a flag ends what it allowed."""
     if instance.pk is None:
         return
-    before = sender.objects.filter(pk=instance.pk).values("is_active", "password").first()
+    before = sender.objects.filter(pk=instance.pk).values("password", *RIGHTS_FIELDS).first()
     if before is None:
         return
+    user_id = instance.pk
     if (before["is_active"] and not instance.is_active) or before["password"] != instance.password:
-        user_id = instance.pk
         transaction.on_commit(lambda: user_sessions_verify(user_id=user_id))
+    if any(before[field] and not getattr(instance, field) for field in RIGHTS_FIELDS):
+        transaction.on_commit(lambda: user_rights_changed(user_id=user_id))
 
 
 @receiver(post_delete, sender=get_user_model())
@@ -37,11 +55,25 @@ def verify_sessions_after_deletion(sender, instance, **kwargs):
     transaction.on_commit(lambda: user_sessions_verify(user_id=user_id))
 
 
-@receiver(m2m_changed, sender=Room.members.through)
-def revoke_private_room_from_removed_members(sender, instance, action, pk_set, **kwargs):
-    """A member removed from a private room gets no further events from it."""
-    if action not in ("post_remove", "post_clear") or not isinstance(instance, Room):
+@receiver(post_delete, sender=RoomMembership)
+def revoke_after_membership_deleted(sender, instance, **kwargs):
+    """
+    A membership row deleted, by any path: `room.members.remove()` or `.clear()`,
+    `user.rooms.remove()`, the admin's member inline, a queryset delete.
+    """
+    room = Room.objects.filter(pk=instance.room_id).first()
+    if room is not None:
+        revoke_on_commit(room.topic)
+
+
+@receiver(pre_save, sender=Room)
+def revoke_after_room_made_private(sender, instance, **kwargs):
+    if instance.pk is None or not instance.is_private:
         return
-    if instance.is_private:
-        topic = instance.topic
-        transaction.on_commit(lambda: topic_revoke(topic=topic))
+    if Room.objects.filter(pk=instance.pk, is_private=False).exists():
+        revoke_on_commit(instance.topic)
+
+
+@receiver(post_delete, sender=Room)
+def revoke_after_room_deleted(sender, instance, **kwargs):
+    revoke_on_commit(instance.topic)

@@ -10,6 +10,7 @@ process and offers it to the subscribed sockets.
 
 import asyncio
 import logging
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +25,9 @@ from realtime.gateway.history import catch_up
 from realtime.gateway.hub import Hub, get_hub
 from realtime.gateway.presence import get_presence
 from realtime.gateway.protocol import Request
-from realtime.gateway.publishing import publish_as
 from realtime.gateway.ratelimit import FloodMeter, TokenBucket
 from realtime.gateway.registry import get_registry, new_entry
+from realtime.gateway.rights import authorize_subscribe, publish_as_of_now, subscriptions_refused
 from realtime.gateway.sessions import session_expires_at, session_still_valid
 from realtime.gateway.topics import Topic, parse_topic, user_brief
 from realtime.gateway.transport import DaphneSocket, Outgoing, socket_of
@@ -130,6 +131,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             # middleware loaded it already, so this reads no database).
             expires_at = self.scope["session"].get_expiry_date()
             self.later(self.seconds_until(expires_at), self.verify_session)
+        self.later(self.recheck_delay(), self.recheck_periodically)
 
     async def __call__(self, scope, receive, send):
         try:
@@ -233,7 +235,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_subscribe(self, request: Request) -> None:
         topic = self.topic_to_subscribe(request.topic)
-        await database_sync_to_async(topic.family.check_subscribe)(self.state.user, topic)
+        await database_sync_to_async(authorize_subscribe)(self.state.user, topic)
         subscription, renewing = await self.start_subscription(topic)
         offset, replay, recovered = await database_sync_to_async(catch_up)(
             topic=topic, since=request.since
@@ -267,7 +269,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_publish(self, request: Request) -> None:
         topic = parse_topic(request.topic)
-        publication = await database_sync_to_async(publish_as)(
+        publication = await database_sync_to_async(publish_as_of_now)(
             self.state.user, topic, request.data, client_id=request.client_id
         )
         await self.send_frame(
@@ -406,7 +408,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         elif action == "verify_session" and self.matches(message):
             self.later(SESSION_CHECK_DELAY, self.verify_session)
         elif action == "recheck_topic" and message.get("topic") in self.state.subscriptions:
-            self.later(0, self.recheck_topic, message["topic"])
+            self.later(0, self.recheck_topics, [message["topic"]])
+        elif action == "recheck_user" and self.matches(message):
+            self.later(0, self.recheck_topics, list(self.state.subscriptions))
 
     def later(self, delay: float, func, *args) -> None:
         """Run `func` in its own task after `delay` seconds (the hub's loop must not wait)."""
@@ -443,17 +447,29 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     def seconds_until(moment: datetime) -> float:
         return max((moment - datetime.now(UTC)).total_seconds() + 0.5, 1.0)
 
-    async def recheck_topic(self, name: str) -> None:
-        """Drop a subscription the user may no longer have (removed from a private room)."""
-        subscription = self.state.subscriptions.get(name)
-        if subscription is None:
+    async def recheck_topics(self, names: list[str]) -> None:
+        """
+        Drop the subscriptions among `names` that the user may no longer have
+        (removed from a private room, no longer staff, the room deleted), each
+        with the `error` a new subscribe would get.
+        """
+        topics = [sub.topic for n in names if (sub := self.state.subscriptions.get(n))]
+        if not topics:
             return
-        topic = subscription.topic
-        try:
-            await database_sync_to_async(topic.family.check_subscribe)(self.state.user, topic)
-        except RealtimeError as error:
-            await self.drop_subscription(name)
-            await self.send_frame(protocol.error_frame(error.code, error.message, topic=name))
+        refused = await database_sync_to_async(subscriptions_refused)(self.state.user, topics)
+        for name, error in refused.items():
+            if name in self.state.subscriptions:
+                await self.drop_subscription(name)
+                await self.send_frame(protocol.error_frame(error.code, error.message, topic=name))
+
+    async def recheck_periodically(self) -> None:
+        """Now and then, recheck every subscription: bounds what a missed signal can leak."""
+        await self.recheck_topics(list(self.state.subscriptions))
+        self.later(self.recheck_delay(), self.recheck_periodically)
+
+    def recheck_delay(self) -> float:
+        # Jittered, so that sockets opened together do not recheck together.
+        return self.config["RECHECK_SECONDS"] * random.uniform(0.75, 1.25)
 
     def matches(self, message: dict) -> bool:
         if "connection_id" in message:

@@ -64,3 +64,8 @@ def user_sessions_verify(*, user_id: int) -> None:
 def topic_revoke(*, topic: str) -> None:
     """Each socket on `topic` re-checks that its user may still subscribe."""
     async_to_sync(send_control)({"action": "recheck_topic", "topic": topic})
+
+
+def user_rights_changed(*, user_id: int) -> None:
+    """Each socket of the user re-checks every subscription against their rights of now."""
+    async_to_sync(send_control)({"action": "recheck_user", "user_id": user_id})
