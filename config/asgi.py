@@ -14,19 +14,24 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from realtime.gateway.middleware import OutageGuard  # noqa: E402
+from realtime.gateway.origins import OriginCheck, OriginRule  # noqa: E402
 from realtime.gateway.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # A foreign or missing Origin gets HTTP 403 before any consumer runs.
-        "websocket": OriginValidator(
+        # A foreign, missing or wildcard-only Origin gets HTTP 403 before any
+        # consumer runs (and no site-own origin at all refuses to start).
+        "websocket": OriginCheck(
             OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-            [*settings.ALLOWED_HOSTS, *settings.REALTIME["ALLOWED_ORIGINS"]],
+            OriginRule(
+                allowed_hosts=settings.ALLOWED_HOSTS,
+                allowed_origins=settings.REALTIME["ALLOWED_ORIGINS"],
+                https=settings.HTTPS,
+            ),
         ),
     }
 )

@@ -662,7 +662,11 @@ async def test_logout_closes_that_sessions_socket_with_4401(user):
     communicator = WebsocketCommunicator(
         application,
         "/ws/",
-        headers=[(b"origin", b"http://localhost"), (b"cookie", f"sessionid={key}".encode())],
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", f"sessionid={key}".encode()),
+        ],
     )
     assert (await communicator.connect())[0]
     welcome = json.loads(await communicator.receive_from())
@@ -699,7 +703,7 @@ async def test_server_error_in_a_handler_answers_server_error_and_keeps_the_sock
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(consumer, "publish_as", broken)
+    monkeypatch.setattr(consumer, "publish_as_of_now", broken)
     client = await connect(user)
     error = await client.request(say("x", ref="e"))
     assert (error["code"], error["ref"]) == ("server_error", "e")

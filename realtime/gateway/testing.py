@@ -35,6 +35,7 @@ from realtime.gateway.sessions import session_store
 from realtime.gateway.topics import parse_topic
 
 ORIGIN = b"http://localhost"
+HOST = b"localhost"
 PATH = "/ws/"
 
 
@@ -147,7 +148,7 @@ async def connect(
     A socket through the project's ASGI application (`settings.ASGI_APPLICATION`
     unless given), signed in as `user` (anonymous when None), past `welcome`.
     """
-    headers = []
+    headers = [(b"host", HOST)]
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
