@@ -295,6 +295,8 @@ REALTIME = {
     # A socket is shed with 4008 once this many events wait for it while it
     # catches up, or this many bytes wait unwritten for a client that reads slowly.
     "MAX_BACKLOG": env.int("REALTIME_MAX_BACKLOG", default=1000),
+    # A subscribe with `since` replays at most this many events (else recovered: false).
+    "MAX_REPLAY": env.int("REALTIME_MAX_REPLAY", default=1000),
     "MAX_BACKLOG_BYTES": env.int("REALTIME_MAX_BACKLOG_BYTES", default=4 * 1024 * 1024),
     # Where the live state shared by processes lives (dotted paths, chosen once):
     # in this process alone, or in Redis for every process.

@@ -456,6 +456,24 @@ async def test_since_beyond_retention_is_not_recovered_and_replays_nothing(user,
     await client.close()
 
 
+async def test_a_replay_is_bounded_by_max_replay(settings, user, room):
+    settings.REALTIME = {**settings.REALTIME, "MAX_REPLAY": 5}
+    for i in range(8):
+        await sync_to_async(message_create)(room=room, author=user, text=f"m{i}")
+    client = await connect(user)
+    # 7 missed, more than 5: nothing replayed, not recovered (reload over REST).
+    reply = await client.subscribe("room:general", since=1)
+    assert (reply["recovered"], reply["offset"]) == (False, 8)
+    frames = await client.receive_until("presence_state")
+    assert not [f for f in frames if f["type"] == "event"]
+    # 5 missed: replayed whole.
+    reply = await client.subscribe("room:general", since=3)
+    assert reply["recovered"] is True
+    frames = await client.receive_until("presence_state")
+    assert [f["offset"] for f in frames if f["type"] == "event"] == [4, 5, 6, 7, 8]
+    await client.close()
+
+
 async def test_since_ahead_of_the_topic_is_not_recovered(user, room):
     client = await connect(user)
     reply = await client.subscribe("room:general", since=50)

@@ -8,6 +8,8 @@ import asyncio
 import json
 import uuid
 
+import pytest
+
 from deploy.client import HttpSession, receive, receive_until, ws_connect
 from realtime.gateway.hub import Hub, TopicRoute
 from realtime.gateway.protocol import CLOSE_SLOW_CONSUMER
@@ -121,5 +123,52 @@ async def test_a_socket_closing_during_fan_out_costs_the_others_nothing(live_dat
         leaver.transport.abort()
         for socket_ in (*keepers, publisher):
             await socket_.close()
+    finally:
+        server.stop()
+
+
+async def test_replays_to_a_client_that_does_not_read_count_against_its_backlog(live_database):
+    """Re-subscribing with `since` over and over without reading gets the socket shed."""
+    import socket
+
+    import websockets
+
+    from tests.live import LiveServer
+
+    server = LiveServer(
+        live_database,
+        REALTIME_RATE_BURST="100000",
+        REALTIME_RATE_PER_SECOND="100000",
+        REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
+    ).start()
+    try:
+        name = f"d{uuid.uuid4().hex[:8]}"
+        live_database.create_user(name, PASSWORD)
+        session = HttpSession(server).login(name, PASSWORD)
+        slug = f"r{uuid.uuid4().hex[:8]}"
+        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
+        topic = f"room:{slug}"
+        publisher = await ws_connect(server, session)
+        await receive(publisher)
+        count, text = 600, "x" * 1990
+        for i in range(count):
+            await publisher.send(
+                json.dumps({"type": "publish", "topic": topic, "data": {"text": f"{i} {text}"}})
+            )
+        while (await receive(publisher, timeout=30)).get("offset") != count:
+            pass
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", server.port))
+        hoarder = await ws_connect(server, session, sock=raw, max_queue=1)
+        # Eight replays of 1.2 MB each, never read.
+        for _ in range(8):
+            await hoarder.send(json.dumps({"type": "subscribe", "topic": topic, "since": 0}))
+        await asyncio.sleep(2)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await receive(hoarder, timeout=20)
+        assert hoarder.close_code == 4008
+        await publisher.close()
     finally:
         server.stop()

@@ -311,7 +311,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         return subscription, renewing
 
     async def send_replay(self, replay: list[dict]) -> None:
+        """The missed events, counted against the backlog bound like live ones."""
         for frame in replay:
+            if await self.shed_if_behind():
+                return
             await self.send_frame(frame)
 
     async def release_held(self, subscription: Subscription) -> None:
@@ -376,24 +379,32 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             if subscription.sent is not None and offset <= subscription.sent:
                 return
             subscription.sent = offset
-        wire = state.wire
-        if wire is not None and wire.unwritten_bytes() > self.config["MAX_BACKLOG_BYTES"]:
-            # It cannot keep up: shed it rather than hold ever more for it. Its
-            # close frame goes right after what is in flight; it reconnects
-            # and recovers the rest by offset.
-            dropped = wire.discard_unsent()
-            logger.info(
-                "shedding slow connection %s (%d bytes unwritten, %d dropped)",
-                self.connection_id,
-                wire.unwritten_bytes() + dropped,
-                dropped,
-            )
-            await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+        if await self.shed_if_behind():
             return
+        wire = state.wire
         if wire is not None and wire.is_open():
             wire.write_event(event)
         else:
             await self.send_text(event.text)
+
+    async def shed_if_behind(self) -> bool:
+        """
+        True when the client cannot keep up: it is shed rather than held ever
+        more for. Its close frame goes right after what is in flight; it
+        reconnects and recovers the rest by offset.
+        """
+        wire = self.state.wire
+        if wire is None or wire.unwritten_bytes() <= self.config["MAX_BACKLOG_BYTES"]:
+            return False
+        dropped = wire.discard_unsent()
+        logger.info(
+            "shedding slow connection %s (%d bytes unwritten, %d dropped)",
+            self.connection_id,
+            wire.unwritten_bytes() + dropped,
+            dropped,
+        )
+        await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
+        return True
 
     async def offer_frame(self, topic: str, text: str) -> None:
         subscription = self.state.subscriptions.get(topic)

@@ -31,13 +31,16 @@ def topic_offsets(topics: list[str]) -> dict[str, int]:
 def events_since(topic: str, since: int) -> tuple[list[dict], bool]:
     """
     The retained events after offset `since` as event frames, and whether that
-    is everything the client missed (False: some were pruned, nothing returned).
+    is everything the client missed (False: some were pruned, or more than
+    REALTIME_MAX_REPLAY were missed; nothing returned).
     """
     latest = topic_offset(topic)
     if since > latest:
         return [], False
     if since == latest:
         return [], True
+    if latest - since > settings.REALTIME["MAX_REPLAY"]:
+        return [], False  # too much missed: the client reloads its state over REST
     events = list(
         Event.objects.filter(topic=topic, offset__gt=since)
         .order_by("offset")
