@@ -288,6 +288,10 @@ REALTIME = {
     "FLOOD_WINDOW_SECONDS": 10.0,
     "MAX_FRAME_BYTES": 65536,
     "MAX_SUBSCRIPTIONS": env.int("REALTIME_MAX_SUBSCRIPTIONS", default=100),
+    # Open sockets per signed-in user and per anonymous client address, across
+    # every process (close 4029 beyond).
+    "MAX_CONNECTIONS_PER_USER": env.int("REALTIME_MAX_CONNECTIONS_PER_USER", default=50),
+    "MAX_ANONYMOUS_PER_ADDRESS": env.int("REALTIME_MAX_ANONYMOUS_PER_ADDRESS", default=200),
     "HEARTBEAT_SECONDS": env.int("REALTIME_HEARTBEAT_SECONDS", default=25),
     # History kept at least this long and at least this many events per topic.
     "RETAIN_EVENTS": env.int("REALTIME_RETAIN_EVENTS", default=1000),

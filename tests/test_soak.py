@@ -132,6 +132,7 @@ class Message:
     id: str
     topic: str
     sends: int = 0
+    last_sent: float = 0.0  # time.time() of the last send
 
 
 # Clients ---------------------------------------------------------------------
@@ -383,6 +384,7 @@ class Publisher(Client):
                 self.current_ref, self.answer = ref, None
                 self.answered.clear()
                 message.sends += 1
+                message.last_sent = time.time()
                 if message.sends > 1:
                     self.stats.count("resent")
                 await ws.send(
@@ -460,6 +462,8 @@ class Soak:
         self.acked: dict[tuple[str, str], tuple[int, int]] = {}
         # (topic, offset) -> the text delivered there (the same for every socket).
         self.texts: dict[tuple[str, int], str] = {}
+        # Messages acked after more than one send (a lost ack, or refused as unavailable).
+        self.resent: list[Message] = []
         self.logs: dict[int, list[str]] = defaultdict(list)  # earlier logs of each server
         self.redis = aioredis.Redis.from_url(
             redis_server.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
@@ -486,6 +490,8 @@ class Soak:
             return
         self.acked[key] = (offset, publisher.session.user_id)
         self.stats.count("acked")
+        if message.sends > 1:
+            self.resent.append(message)
 
     # Faults ------------------------------------------------------------------
 
@@ -817,6 +823,10 @@ async def run_soak(soak: Soak, live_database) -> Report:
             stored_wrong += 1
             if stored_wrong <= 10:
                 failures.append(f"{topic} id {client_id} acked at {offset}, stored at {offsets}")
+    # Resends answered with the first copy's offset: stored before their last send.
+    deduplicated = sum(
+        created.get((m.topic, soak.acked[(m.topic, m.id)][0]), 0) < m.last_sent for m in soak.resent
+    )
     unacked = [key for key in stored if (key[0], key[1]) not in soak.acked]
     for topic in soak.topics:
         offsets = [offset for t, offset, *_ in rows if t == topic]
@@ -876,12 +886,23 @@ async def run_soak(soak: Soak, live_database) -> Report:
         ghost_seconds=ghost_seconds,
         log=log,
         log_paths=log_paths,
+        deduplicated=deduplicated,
     )
     return Report(text, failures)
 
 
 def report_text(
-    soak, *, finals, setup_seconds, drain_seconds, running, ghosts, ghost_seconds, log, log_paths
+    soak,
+    *,
+    finals,
+    setup_seconds,
+    drain_seconds,
+    running,
+    ghosts,
+    ghost_seconds,
+    log,
+    log_paths,
+    deduplicated,
 ):
     stats, clock = soak.stats, soak.clock
     spans = clock.durations(clock.starts[-1])
@@ -939,7 +960,8 @@ def report_text(
         other.update(counter)
     lines += [
         f"totals: acked {stats.total('acked')}, events {stats.total('events')}, "
-        f"churned {other['churned']}, resent {other['resent']}, "
+        f"churned {other['churned']}, sends repeated {other['resent']}, acked after a resend "
+        f"{len(soak.resent)} (answered by the server's dedup: {deduplicated}), "
         f"closes {dict(sorted((k, v) for k, v in other.items() if k.startswith('closed ')))}",
         f"final offsets: {sum(finals.values())} events in {len(finals)} rooms "
         f"({', '.join(str(v) for v in finals.values())})",

@@ -118,7 +118,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             client_address=":".join(map(str, self.scope.get("client") or [])) or None,
             user_agent=self.header("user-agent"),
         )
-        await self.live_state(get_registry().register(state.entry))
+        if await self.live_state(get_registry().register(state.entry)) is False:
+            # Over its connection cap (a Redis outage admits rather than refuses).
+            await self.close_with(protocol.CLOSE_TOO_MANY_CONNECTIONS)
+            return
         await self.send_frame(
             protocol.welcome_frame(
                 connection_id=state.connection_id,

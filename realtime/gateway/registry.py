@@ -54,13 +54,37 @@ def new_entry(
     }
 
 
+def cap_field(entry: dict) -> str:
+    """What a socket counts against: its user, or its client address when anonymous."""
+    if entry.get("user_id") is not None:
+        return f"u:{entry['user_id']}"
+    address = (entry.get("client") or "").rsplit(":", 1)[0]
+    return f"a:{address}"
+
+
+def cap_limit(field: str) -> int:
+    config = settings.REALTIME
+    if field.startswith("u:"):
+        return config["MAX_CONNECTIONS_PER_USER"]
+    return config["MAX_ANONYMOUS_PER_ADDRESS"]
+
+
 class Registry:
     """What every registry store does; this process's sockets are always in LIVE."""
 
     shared = False  # whether other processes see this store
 
-    async def register(self, entry: dict) -> None:
+    async def register(self, entry: dict) -> bool:
+        """
+        Admit and record a new socket: False (nothing recorded) when its user,
+        or its address for an anonymous socket, is at its connection cap.
+        """
+        field = cap_field(entry)
+        held = sum(1 for other in list(LIVE.values()) if cap_field(other) == field)
+        if held >= cap_limit(field):
+            return False
         LIVE[entry["connection_id"]] = entry
+        return True
 
     async def update(self, connection_id: str) -> None:
         """Store the entry's current topics."""
@@ -94,6 +118,26 @@ class LocalRegistry(Registry):
     """The sockets of this process only (one server process)."""
 
 
+# Admit a socket under its cap, counting every live process's sockets of the
+# same user (or anonymous address) and reserving one in this process's counts.
+# KEYS: the servers set, this process's caps hash. ARGV: field, limit, caps key
+# prefix, alive key prefix, this server's name.
+ADMIT_SCRIPT = """
+local total = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+for _, server in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if server ~= ARGV[5] and redis.call('EXISTS', ARGV[4] .. server) == 1 then
+    total = total + tonumber(redis.call('HGET', ARGV[3] .. server, ARGV[1]) or '0')
+  end
+end
+if total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return 1
+"""
+RELEASE_SCRIPT = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
+
 class RedisRegistry(Registry):
     """Every process's sockets, in Redis: a hash per process and an `alive` key each."""
 
@@ -107,9 +151,38 @@ class RedisRegistry(Registry):
     def hash_key(self, server: str = SERVER_NAME) -> str:
         return key("conns", server)
 
-    async def register(self, entry: dict) -> None:
-        await super().register(entry)
+    def caps_key(self, server: str = SERVER_NAME) -> str:
+        """A process's connection counts per user and per anonymous address."""
+        return key("caps", server)
+
+    async def register(self, entry: dict) -> bool:
+        field = cap_field(entry)
+        try:
+            admitted = await self.admit(field)
+        except Exception:
+            # Redis is down: admit (an outage must not lock people out); the
+            # reconcile after it records the socket and recounts.
+            LIVE[entry["connection_id"]] = entry
+            self.dirty.add(entry["connection_id"])
+            raise
+        if not admitted:
+            return False
+        LIVE[entry["connection_id"]] = entry
         await self.update(entry["connection_id"])
+        return True
+
+    async def admit(self, field: str) -> bool:
+        return await client().eval(
+            ADMIT_SCRIPT,
+            2,
+            key("servers"),
+            self.caps_key(),
+            field,
+            cap_limit(field),
+            key("caps", ""),
+            key("alive", ""),
+            SERVER_NAME,
+        )
 
     async def update(self, connection_id: str) -> None:
         entry = LIVE.get(connection_id)
@@ -120,9 +193,13 @@ class RedisRegistry(Registry):
         self.dirty.discard(connection_id)
 
     async def unregister(self, connection_id: str) -> None:
+        entry = LIVE.get(connection_id)
         await super().unregister(connection_id)
         self.dirty.discard(connection_id)
+        if entry is None:
+            return  # never admitted
         await client().hdel(self.hash_key(), connection_id)
+        await client().eval(RELEASE_SCRIPT, 1, self.caps_key(), cap_field(entry))
 
     async def entries(self) -> list[dict]:
         redis = client()
@@ -151,11 +228,20 @@ class RedisRegistry(Registry):
         if added:
             await redis.hset(self.hash_key(), mapping={cid: json.dumps(live[cid]) for cid in added})
         self.dirty -= added | removed
+        # The counts behind the caps, recomputed from the live sockets.
+        counts: dict[str, int] = {}
+        for entry in live.values():
+            counts[cap_field(entry)] = counts.get(cap_field(entry), 0) + 1
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.caps_key())
+            if counts:
+                pipe.hset(self.caps_key(), mapping=counts)
+            await pipe.execute()
         return len(added), len(removed)
 
     async def forget_process(self) -> None:
         redis = client()
-        await redis.delete(self.hash_key(), key("alive", SERVER_NAME))
+        await redis.delete(self.hash_key(), self.caps_key(), key("alive", SERVER_NAME))
         await redis.srem(key("servers"), SERVER_NAME)
 
     async def dead_servers(self) -> list[str]:
@@ -172,7 +258,7 @@ class RedisRegistry(Registry):
             return None
         entries = [json.loads(v) for v in (await redis.hgetall(self.hash_key(server))).values()]
         logger.warning("reaping %d connections of dead server %s", len(entries), server)
-        await redis.delete(self.hash_key(server))
+        await redis.delete(self.hash_key(server), self.caps_key(server))
         await redis.srem(key("servers"), server)
         return entries
 

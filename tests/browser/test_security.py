@@ -48,3 +48,26 @@ def test_a_page_on_another_port_cannot_open_a_socket_as_the_signed_in_user(peopl
         page.close()
     finally:
         foreign.shutdown()
+
+
+def test_a_tab_over_the_connection_cap_says_why(browser, live_database):
+    from playwright.sync_api import expect
+
+    from deploy.client import HttpSession
+    from tests.browser.conftest import PASSWORD, Visitor, badge, create_room, unique
+    from tests.live import LiveServer
+
+    server = LiveServer(live_database, REALTIME_MAX_CONNECTIONS_PER_USER="1").start()
+    try:
+        name = unique("capped")
+        session = HttpSession(server).signup(name, PASSWORD)
+        visitor = Visitor(server, browser, session)
+        slug = create_room(visitor)
+        first = visitor.open(f"/rooms/{slug}/")
+        expect(badge(first)).to_have_text("Live")
+        second = visitor.open(f"/rooms/{slug}/")
+        expect(badge(second)).to_contain_text("Too many open connections")
+        expect(badge(first)).to_have_text("Live")
+        visitor.context.close()
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ const STAY_CLOSED = [
   [4003, "binary_frame"],
   [4009, "frame_too_large"],
   [4401, "signed_out"],
+  [4029, "too_many_connections"],
 ];
 
 const RECONNECT = [

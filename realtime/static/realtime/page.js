@@ -99,6 +99,7 @@ const OFFLINE_TEXT = "Offline — messages will be sent when you're back";
 const CLOSED_TEXT = {
   signed_out: "Signed out",
   disconnected_by_admin: "Disconnected by an administrator",
+  too_many_connections: "Too many open connections — close some tabs, then reload",
 };
 
 /** What the badge says now, and its class. */

@@ -52,7 +52,7 @@
  *   `heartbeat_timeout`, `connect_timeout`, `connection_closed` (any other code)
  * - `closed` (stays closed): `client_closed` (our own `close()`), `normal_closure`
  *   (1000 from the server), `disconnected_by_admin` (4000), `binary_frame` (4003),
- *   `frame_too_large` (4009), `signed_out` (4401)
+ *   `frame_too_large` (4009), `signed_out` (4401), `too_many_connections` (4029)
  *
  * This module holds the socket, the heartbeat and the state machine; the
  * rest is delegated to `client/`: `backoff.js` (the reconnection timer),
@@ -138,6 +138,7 @@ const CLOSE_POLICY = {
   4003: ["binary_frame", false],
   4009: ["frame_too_large", false],
   4401: ["signed_out", false],
+  4029: ["too_many_connections", false],
   4012: ["server_restart", true],
   1006: ["connection_lost", true],
   1011: ["server_error", true],

@@ -1,0 +1,127 @@
+"""
+Connection caps (PROTOCOL.md, handshake): a socket over its user's cap, or
+its anonymous address's, is accepted and closed at once with 4029, before
+`welcome`; counted across processes with Redis, a crashed process's sockets
+stop counting once it is reaped.
+"""
+
+import asyncio
+import json
+import signal
+import uuid
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from deploy.client import HttpSession, receive, ws_connect
+from realtime.gateway.testing import connect
+from tests.factories import UserFactory
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PASSWORD = "live-pass-123"
+
+
+async def refused_with(communicator) -> int:
+    connected, _ = await communicator.connect()
+    assert connected, "accepted first"
+    output = await communicator.receive_output(2)
+    assert output["type"] == "websocket.close", output  # no welcome
+    return output["code"]
+
+
+@pytest.fixture
+def small_caps(settings):
+    settings.REALTIME = {
+        **settings.REALTIME,
+        "MAX_CONNECTIONS_PER_USER": 3,
+        "MAX_ANONYMOUS_PER_ADDRESS": 2,
+    }
+
+
+async def test_a_users_socket_over_the_cap_is_closed_with_4029(small_caps):
+    from realtime.gateway.testing import session_for
+
+    user = await sync_to_async(UserFactory)()
+    other = await sync_to_async(UserFactory)()
+    sockets = [await connect(user) for _ in range(3)]
+    key = await session_for(user)
+    extra = WebsocketCommunicator(
+        application,
+        "/ws/",
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", f"sessionid={key}".encode()),
+        ],
+    )
+    assert await refused_with(extra) == 4029
+    # Another user is not affected; a closed socket frees its place.
+    sockets.append(await connect(other))
+    await sockets.pop(0).close()
+    sockets.append(await connect(user))
+    for socket_ in sockets:
+        await socket_.close()
+
+
+async def test_anonymous_sockets_are_capped_per_address(small_caps):
+    anonymous = [await connect() for _ in range(2)]
+    extra = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    )
+    assert await refused_with(extra) == 4029
+    elsewhere = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    )
+    elsewhere.scope["client"] = ["10.1.2.3", 5555]
+    connected, _ = await elsewhere.connect()
+    assert connected
+    assert json.loads((await elsewhere.receive_output(2))["text"])["type"] == "welcome"
+    await elsewhere.disconnect()
+    for socket_ in anonymous:
+        await socket_.close()
+
+
+@pytest.mark.redis
+async def test_caps_count_every_process_and_a_killed_one_stops_counting(
+    live_database, require_redis, redis_prefix
+):
+    env = {
+        "REALTIME_REDIS_PREFIX": redis_prefix,
+        "REALTIME_ALIVE_SECONDS": "6",
+        "REALTIME_MAX_CONNECTIONS_PER_USER": "4",
+    }
+    a, b = (LiveServer(live_database, redis_url=require_redis, **env).start() for _ in range(2))
+    try:
+        name = f"cap{uuid.uuid4().hex[:8]}"
+        live_database.create_user(name, PASSWORD)
+        on = {server: HttpSession(server).login(name, PASSWORD) for server in (a, b)}
+
+        async def open_on(server):
+            socket_ = await ws_connect(server, on[server])
+            frame = await receive(socket_)
+            assert frame["type"] == "welcome", frame
+            return socket_
+
+        sockets = [await open_on(a), await open_on(a), await open_on(b), await open_on(b)]
+        for server in (a, b):
+            extra = await ws_connect(server, on[server])
+            with pytest.raises(websockets.ConnectionClosed):
+                await receive(extra)
+            assert extra.close_code == 4029
+        await sockets.pop(0).close()
+        await asyncio.sleep(0.2)
+        sockets.append(await open_on(b))
+        # B dies with three of the user's sockets; once it is no longer alive they stop counting.
+        b.signal(signal.SIGKILL)
+        b.wait()
+        await asyncio.sleep(7)
+        fresh = [await open_on(a) for _ in range(3)]
+        for socket_ in fresh + sockets:
+            socket_.transport.abort()
+    finally:
+        a.stop()
+        b.stop()
