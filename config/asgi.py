@@ -19,19 +19,23 @@ from django.conf import settings  # noqa: E402
 from realtime.gateway.middleware import OutageGuard  # noqa: E402
 from realtime.gateway.origins import OriginCheck, OriginRule  # noqa: E402
 from realtime.gateway.routing import websocket_urlpatterns  # noqa: E402
+from realtime.gateway.shutdown import ShutdownOnSignal  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # A foreign, missing or wildcard-only Origin gets HTTP 403 before any
-        # consumer runs (and no site-own origin at all refuses to start).
-        "websocket": OriginCheck(
-            OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-            OriginRule(
-                allowed_hosts=settings.ALLOWED_HOSTS,
-                allowed_origins=settings.REALTIME["ALLOWED_ORIGINS"],
-                https=settings.HTTPS,
+# Graceful shutdown on SIGTERM however daphne is started (manage.py serve or plain daphne).
+application = ShutdownOnSignal(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            # A foreign, missing or wildcard-only Origin gets HTTP 403 before any
+            # consumer runs (and no site-own origin at all refuses to start).
+            "websocket": OriginCheck(
+                OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                OriginRule(
+                    allowed_hosts=settings.ALLOWED_HOSTS,
+                    allowed_origins=settings.REALTIME["ALLOWED_ORIGINS"],
+                    https=settings.HTTPS,
+                ),
             ),
-        ),
-    }
+        }
+    )
 )

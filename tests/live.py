@@ -103,9 +103,18 @@ class LiveDatabase:
 class LiveServer:
     """One `manage.py serve` process on its own port."""
 
-    def __init__(self, database: LiveDatabase, *, redis_url: str | None = None, **env):
+    def __init__(
+        self,
+        database: LiveDatabase,
+        *,
+        redis_url: str | None = None,
+        plain_daphne: bool = False,
+        **env,
+    ):
         self.database = database
         self.redis_url = redis_url
+        # `daphne config.asgi:application` as a deployer may start it, instead of `serve`.
+        self.plain_daphne = plain_daphne
         self.env = env
         self.port = free_port()
         self.process: subprocess.Popen | None = None
@@ -122,8 +131,14 @@ class LiveServer:
     def start(self, timeout: float = 20) -> "LiveServer":
         env = self.database.env(REDIS_URL=self.redis_url, **self.env)
         env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+        command = (
+            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+            + ["config.asgi:application"]
+            if self.plain_daphne
+            else [sys.executable, "manage.py", "serve", "--port", str(self.port), "--grace", "5"]
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--grace", "5"],
+            command,
             cwd=ROOT,
             env=env,
             stdout=self.log.open("w"),

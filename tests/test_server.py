@@ -111,10 +111,11 @@ async def test_binary_and_oversized_frames_close_with_4003_and_4009(daphne_serve
     assert big.close_code == 4009
 
 
-async def test_sigterm_closes_sockets_with_4012_and_exits_promptly(live_database):
+@pytest.mark.parametrize("plain_daphne", [False, True], ids=["manage.py serve", "plain daphne"])
+async def test_sigterm_closes_sockets_with_4012_and_exits_promptly(live_database, plain_daphne):
     from tests.live import LiveServer
 
-    server = LiveServer(live_database).start()
+    server = LiveServer(live_database, plain_daphne=plain_daphne).start()
     session = signed_up(server)
     sockets = [await ws_connect(server, session) for _ in range(3)]
     for socket_ in sockets:

@@ -14,7 +14,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from realtime.gateway.shutdown import GracefulShutdown
+from realtime.gateway.shutdown import GracefulShutdown, install_once
 from realtime.gateway.transport import log_capabilities
 
 logger = logging.getLogger("realtime.serve")
@@ -90,8 +90,14 @@ class Command(BaseCommand):
             verbosity=1,
         )
         log_capabilities()
-        shutdown = GracefulShutdown(server, reactor, grace=options["grace"])
-        reactor.callWhenRunning(shutdown.install)
+        shutdown = GracefulShutdown(
+            grace=options["grace"],
+            stop_listening=lambda: [port.stopListening() for port in server.ports],
+            still_open=lambda: any(
+                not connection.get("disconnected") for connection in server.connections.values()
+            ),
+        )
+        reactor.callWhenRunning(install_once, shutdown)
         # A closing client (shed as too slow, or a restart) gets this long to
         # read its close frame before the connection is dropped (autobahn's
         # default is 1 s, which turns a slow reader's 4008 into 1006).
