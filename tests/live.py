@@ -131,9 +131,9 @@ class LiveServer:
     def start(self, timeout: float = 20) -> "LiveServer":
         env = self.database.env(REDIS_URL=self.redis_url, **self.env)
         env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+        daphne = str(Path(sys.executable).parent / "daphne")
         command = (
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
-            + ["config.asgi:application"]
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
             if self.plain_daphne
             else [sys.executable, "manage.py", "serve", "--port", str(self.port), "--grace", "5"]
         )
