@@ -12,11 +12,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from realtime.gateway.middleware import OutageGuard  # noqa: E402
+from realtime.gateway.middleware import AuthMiddlewareStack, OutageGuard  # noqa: E402
 from realtime.gateway.origins import OriginCheck, OriginRule  # noqa: E402
 from realtime.gateway.routing import websocket_urlpatterns  # noqa: E402
 from realtime.gateway.shutdown import ShutdownOnSignal  # noqa: E402

@@ -24,10 +24,18 @@ DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-producti
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # https://docs.djangoproject.com/en/stable/ref/settings/#secret-key
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+# Placeholders that documentation and examples show; never a production key.
+PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "change-me-to-a-long-random-string"}
+if not DEBUG and (
+    SECRET_KEY in PLACEHOLDER_SECRET_KEYS
+    or len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+    or SECRET_KEY.startswith("django-insecure-")
+):
     raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY is unset (or the development key) while DJANGO_DEBUG is "
-        "off. Set DJANGO_SECRET_KEY to a long random string, e.g. the output of: "
+        "DJANGO_SECRET_KEY is unset, a placeholder, or too weak (fewer than 50 "
+        "characters) while DJANGO_DEBUG is off. Set DJANGO_SECRET_KEY to a long random "
+        "string, e.g. the output of: "
         "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
 # https://docs.djangoproject.com/en/stable/ref/settings/#allowed-hosts
@@ -257,7 +265,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["realtime.chat.api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # The gateway's refusals and model validation as REST answers, in one place.

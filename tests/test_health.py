@@ -35,7 +35,7 @@ def test_healthz_is_503_naming_the_channel_layer_when_redis_is_unreachable(
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "ok"
-    assert body["checks"]["channel_layer"].startswith("error:")
+    assert body["checks"]["channel_layer"] == "error"
 
 
 def test_healthz_is_503_naming_the_database_when_it_is_unreachable():
@@ -62,5 +62,5 @@ def test_healthz_is_503_naming_the_database_when_it_is_unreachable():
     assert done.returncode == 0, done.stderr
     status, body = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == 503
-    assert body["checks"]["database"].startswith("error:")
+    assert body["checks"]["database"] == "error"
     assert body["checks"]["channel_layer"] == "ok"

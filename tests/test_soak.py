@@ -125,6 +125,16 @@ class Track:
     expected: int | None = None  # the next offset in the current subscription
     pending: str | None = None  # the ref of a subscribe awaiting its answer
     since: int | None = None  # the `since` of that subscribe
+    # The current subscription, for the report of a problem in it.
+    started: str = ""  # how and where it started
+    subscribed_at: float = 0.0
+    recent: deque = field(default_factory=lambda: deque(maxlen=4))  # its last offsets
+
+    def describe(self) -> str:
+        return (
+            f"subscription {self.started}, {time.monotonic() - self.subscribed_at:.2f} s old, "
+            f"last offsets {list(self.recent)}"
+        )
 
 
 @dataclass
@@ -150,6 +160,7 @@ class Client:
         self.ws: websockets.ClientConnection | None = None
         self.open = False  # welcomed and not closed: what Redis should list
         self.ending: str | None = None  # "clean" or "abort" when the churn closes it
+        self.connection_id: str | None = None  # the server's name of the current socket
         self.refs = itertools.count()
         self.tasks: set[asyncio.Task] = set()
 
@@ -213,6 +224,7 @@ class Client:
             welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if welcome.get("type") != "welcome":
                 self.stats.problem(f"{self.name}: first frame {welcome}")
+            self.connection_id = welcome.get("connection_id")
             self.open = True
             for track in self.tracks.values():
                 await self.subscribe(ws, track)
@@ -293,6 +305,13 @@ class Client:
             self.stats.problem(f"{self.name}: unexpected {frame}")
             return
         track.pending = None
+        track.recent.clear()
+        track.subscribed_at = time.monotonic()
+        track.started = (
+            f"{'fresh' if track.since is None else f'since {track.since}'} "
+            f"(offset {frame['offset']}) on server {self.server_index} "
+            f"connection {self.connection_id}"
+        )
         if track.since is None:
             track.first = track.last = frame["offset"]
             track.expected = frame["offset"] + 1
@@ -316,12 +335,16 @@ class Client:
             return
         if offset in track.seen:
             self.stats.count("duplicated")
-            self.stats.problem(f"{self.name}: {track.topic}#{offset} again")
+            self.stats.problem(f"{self.name}: {track.topic}#{offset} again; {track.describe()}")
         elif offset != track.expected:
             # A jump (what it skipped is lost, or comes late: out of order again).
             self.stats.count("out of order")
-            self.stats.problem(f"{self.name}: {track.topic}#{offset}, expected {track.expected}")
+            self.stats.problem(
+                f"{self.name}: {track.topic}#{offset}, expected {track.expected}; "
+                f"{track.describe()}"
+            )
         self.soak.check_content(frame)
+        track.recent.append(offset)
         track.seen.add(offset)
         track.expected = max(track.expected, offset + 1)
         track.last = max(track.last, offset)

@@ -17,6 +17,7 @@ from realtime.chat.payloads import (
 from realtime.chat.selectors import room_visible_to
 from realtime.chat.services import mentions_notify
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
+from realtime.gateway.protocol import is_text
 from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, register
 
 NOTIFICATION_FIELDS = (("title", True, 200), ("body", False, 2000), ("url", False, 500))
@@ -84,8 +85,8 @@ class UserTopic(TopicFamily):
         fields = {}
         for field, required, limit in NOTIFICATION_FIELDS:
             value = data.get(field, "")
-            if not isinstance(value, str):
-                raise Invalid(f"data.{field} must be a string.")
+            if not is_text(value):
+                raise Invalid(f"data.{field} must be a string of valid Unicode text.")
             value = value.strip()
             if required and not value:
                 raise Invalid(f"data.{field} is required.")

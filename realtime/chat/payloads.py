@@ -2,6 +2,7 @@
 
 from realtime.chat.models import Announcement, Message, Notification
 from realtime.gateway.errors import Invalid
+from realtime.gateway.protocol import is_text
 from realtime.gateway.topics import user_brief
 
 MAX_TEXT_LENGTH = 2000
@@ -10,8 +11,8 @@ MAX_TEXT_LENGTH = 2000
 def clean_text(data: dict) -> str:
     """`data.text` trimmed, 1 to 2,000 characters, or Invalid."""
     text = data.get("text")
-    if not isinstance(text, str):
-        raise Invalid("data.text must be a string.")
+    if not is_text(text):
+        raise Invalid("data.text must be a string of valid Unicode text.")
     text = text.strip()
     if not 1 <= len(text) <= MAX_TEXT_LENGTH:
         raise Invalid(f"Text must be 1 to {MAX_TEXT_LENGTH} characters after trimming.")

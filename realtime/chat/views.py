@@ -2,6 +2,7 @@
 
 from django.contrib import messages as flash
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
@@ -141,3 +142,14 @@ def signup(request):
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("rooms")
     return render(request, "registration/signup.html", {"form": form})
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in page; a signed-in visitor whose `next` is this page goes home."""
+
+    redirect_authenticated_user = True
+
+    def get_redirect_url(self):
+        url = super().get_redirect_url()
+        # Django refuses a redirect back to the sign-in page with a 500 ("redirection loop").
+        return "" if url and url.split("?")[0] == self.request.path else url

@@ -226,7 +226,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 error.code,
                 error.message,
                 ref=protocol.request_ref(content),
-                topic=topic if isinstance(topic, str) and len(topic) <= 100 else None,
+                topic=topic if protocol.is_text(topic) and len(topic) <= 100 else None,
                 retry_after_ms=error.retry_after_ms,
             )
         )

@@ -1,12 +1,32 @@
 """
-ASGI middleware of the WebSocket route. `OutageGuard`: when the database is
-down, the handshake's session and user lookup fails; the client then gets
-HTTP 503 (it retries like any failed connection, PROTOCOL.md `unavailable`),
-not a 500 with a traceback per attempt.
+ASGI middleware of the WebSocket route.
+
+- `AuthMiddlewareStack`: Channels' cookie and session middleware, and the user
+  of the session as Django's own views see it (SECRET_KEY_FALLBACKS honoured,
+  the session never flushed by a WebSocket handshake).
+- `OutageGuard`: when the database is down, the handshake's session and user
+  lookup fails; the client then gets HTTP 503 (it retries like any failed
+  connection, PROTOCOL.md `unavailable`), not a 500 with a traceback per attempt.
 """
 
+from channels.auth import AuthMiddleware
+from channels.db import database_sync_to_async
+from channels.sessions import CookieMiddleware, SessionMiddleware
+
 from realtime.gateway import outages
+from realtime.gateway.sessions import user_of_session
 from realtime.gateway.transport import refuse_handshake, socket_of
+
+
+class SessionUserMiddleware(AuthMiddleware):
+    """`scope["user"]`: the user the session signs in, checked like Django's views do."""
+
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await database_sync_to_async(user_of_session)(scope["session"])
+
+
+def AuthMiddlewareStack(inner):
+    return CookieMiddleware(SessionMiddleware(SessionUserMiddleware(inner)))
 
 
 class OutageGuard:

@@ -70,11 +70,22 @@ def encode(frame: dict) -> str:
     return orjson.dumps(frame).decode()
 
 
+def is_text(value: object) -> bool:
+    """A string that is valid Unicode text (JSON can carry lone surrogates; UTF-8 cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def request_ref(content: Any) -> str | None:
     """The frame's `ref` when it is a valid one (errors echo only valid refs)."""
     if isinstance(content, dict):
         ref = content.get("ref")
-        if isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH:
+        if is_text(ref) and len(ref) <= MAX_REF_LENGTH:
             return ref
     return None
 
@@ -95,7 +106,7 @@ def parse_request(content: Any) -> Request:
     if not isinstance(frame_type, str):
         raise BadMessage("Every frame needs a string 'type'.")
     if "ref" in content and request_ref(content) is None:
-        raise BadMessage(f"'ref' must be a string of at most {MAX_REF_LENGTH} characters.")
+        raise BadMessage(f"'ref' must be text of at most {MAX_REF_LENGTH} characters.")
     ref = content.get("ref")
     if frame_type not in CLIENT_TYPES:
         raise UnknownType(f"Unknown frame type {frame_type[:40]!r}.")
@@ -116,7 +127,7 @@ def parse_request(content: Any) -> Request:
         raise BadMessage("'publish' needs an object 'data'.")
     client_id = content.get("id")
     if client_id is not None and (
-        not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_LENGTH
+        not is_text(client_id) or not 1 <= len(client_id) <= MAX_CLIENT_ID_LENGTH
     ):
         raise BadMessage(f"'id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters.")
     return Request(type="publish", ref=ref, topic=topic, data=data, client_id=client_id)
