@@ -10,7 +10,7 @@ PYTHON := $(shell for p in python3.13 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	command -v $$p; break; fi; done)
 
-.PHONY: run test js-test install lint format cluster cluster-check bench clean
+.PHONY: run test js-test install lint format cluster cluster-check bench soak clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12 or newer is needed (python3.13, python3.12 or python3); install one and retry." >&2; exit 1; fi
@@ -56,6 +56,12 @@ cluster-check: install
 # The fan-out benchmark (docs/performance.md); SCENARIO=quick for a short run.
 bench: install
 	$(PY) -m bench --scenario $${SCENARIO:-all}
+
+# The soak test (docs/operations.md): delivery under churn and faults, for
+# SOAK_SECONDS (600 here; `make test` runs its 60 s form). Needs PostgreSQL
+# (DATABASE_URL) and redis-server.
+soak: install
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(VENV)/bin/pytest tests/test_soak.py -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -130,6 +130,20 @@ else:
         }
     }
 
+# CACHE (sign-in lockout and REST throttles: shared by every process with Redis)
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/stable/topics/cache/
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX + "cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # APPS
 # ------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -151,6 +165,11 @@ INSTALLED_APPS = [
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/stable/topics/auth/customizing/#substituting-a-custom-user-model
 AUTH_USER_MODEL = "realtime.User"
+# The sign-in lockout first: it refuses attempts while a username or address is locked.
+AUTHENTICATION_BACKENDS = [
+    "realtime.chat.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms"
 LOGOUT_REDIRECT_URL = "login"
@@ -329,6 +348,13 @@ REALTIME = {
     # Every socket rechecks all its subscriptions this often (jittered): a bound
     # on what a missed revocation signal can leak.
     "RECHECK_SECONDS": env.int("REALTIME_RECHECK_SECONDS", default=300),
+    # Failed sign-ins per username within 15 minutes before a 15-minute lockout
+    # (four times as many per client address).
+    "LOGIN_FAILURES": env.int("REALTIME_LOGIN_FAILURES", default=5),
+    # Writes by users over REST and the site's forms (DRF's rate syntax).
+    "REST_WRITE_RATE": env.str("REALTIME_REST_WRITE_RATE", default="120/minute"),
+    # Distinct users one message may notify by @mention.
+    "MAX_MENTIONS": 10,
     # Origins allowed at the handshake besides ALLOWED_HOSTS (full origins).
     "ALLOWED_ORIGINS": env.list("REALTIME_ALLOWED_ORIGINS", default=[]),
 }

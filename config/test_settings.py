@@ -19,3 +19,6 @@ STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# In-process tests count throttles and lockouts in memory (each test clears it);
+# server processes started by the tests use the real settings (Redis with REDIS_URL).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

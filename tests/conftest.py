@@ -69,6 +69,16 @@ def in_memory_channel_layer(settings):
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle and lockout counts start at zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def redis_prefix(require_redis):
     """A key prefix of this test's own on the real Redis; its keys are removed afterwards."""

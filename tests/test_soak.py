@@ -29,6 +29,7 @@ from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -135,6 +136,18 @@ class Track:
             f"subscription {self.started}, {time.monotonic() - self.subscribed_at:.2f} s old, "
             f"last offsets {list(self.recent)}"
         )
+
+
+class LiveState(NamedTuple):
+    """What Redis holds of the live sockets (summed over every process's keys)."""
+
+    registry: int  # entries of the `conns:<server>` hashes
+    presence: int  # entries of the `presence:<topic>` hashes
+    places: int  # members of the `presence-of:<server>` sets
+    caps: int  # the counts of the `caps:<server>` hashes (sockets per user)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {value}" for name, value in self._asdict().items())
 
 
 @dataclass
@@ -582,16 +595,24 @@ class Soak:
             for client in random.sample(candidates, min(per_second, len(candidates))):
                 client.end(random.choice(("clean", "abort")))
 
-    async def live_state(self) -> tuple[int, int, int]:
-        """Registry entries, presence entries and presence places held in Redis (all processes)."""
-        registry = presence = places = 0
+    async def live_state(self) -> "LiveState":
+        """What Redis holds of the live sockets, all processes (dead ones too) together."""
+        registry = presence = places = caps = 0
         async for name in self.redis.scan_iter(f"{PREFIX}conns:*"):
             registry += await self.redis.hlen(name)
         async for name in self.redis.scan_iter(f"{PREFIX}presence:*"):
             presence += await self.redis.hlen(name)
         async for name in self.redis.scan_iter(f"{PREFIX}presence-of:*"):
             places += await self.redis.scard(name)
-        return registry, presence, places
+        async for name in self.redis.scan_iter(f"{PREFIX}caps:*"):
+            caps += sum(int(count) for count in await self.redis.hvals(name))
+        return LiveState(registry, presence, places, caps)
+
+    def believed_state(self) -> "LiveState":
+        """What Redis should hold for the sockets the harness has open."""
+        sockets = sum(c.open for c in self.clients)
+        places = sum(len(c.tracks) for c in self.subscribers if c.open)
+        return LiveState(sockets, places, places, sockets)
 
     async def sample_drift(self) -> None:
         """Every beat: registry size minus the sockets the harness holds open."""
@@ -599,7 +620,7 @@ class Soak:
             await asyncio.sleep(BEAT)
             believed = sum(c.open for c in self.clients)
             try:
-                registry, _, _ = await self.live_state()
+                registry = (await self.live_state()).registry
             except Exception:
                 continue  # Redis is down
             self.stats.drift[self.clock.phase()].append(registry - believed)
@@ -614,16 +635,12 @@ class Soak:
             await asyncio.sleep(0.2)
         return True
 
-    async def settled_live_state(self, seconds: float):
-        """Wait until Redis holds exactly the open sockets; what it held last."""
+    async def settled_live_state(self, seconds: float) -> tuple["LiveState", "LiveState"]:
+        """Wait until Redis holds exactly the open sockets: what it held, what it should."""
         deadline = time.monotonic() + seconds
         while True:
-            wanted = (
-                sum(c.open for c in self.clients),
-                sum(len(c.tracks) for c in self.subscribers if c.open),
-            )
-            held = await self.live_state()
-            if held == (*wanted, wanted[1]) or time.monotonic() > deadline:
+            wanted, held = self.believed_state(), await self.live_state()
+            if held == wanted or time.monotonic() > deadline:
                 return held, wanted
             await asyncio.sleep(0.5)
 
@@ -884,16 +901,13 @@ async def run_soak(soak: Soak, live_database) -> Report:
     if not caught_up:
         behind = [c.name for c in soak.subscribers if not c.caught_up(finals)]
         failures.append(f"{len(behind)} subscribers not caught up after the drain: {behind[:10]}")
-    if running_state != (*running_wanted, running_wanted[1]):
+    if running_state != running_wanted:
         failures.append(
-            f"live state with every socket open: Redis holds registry/presence/places "
-            f"{running_state}, the harness holds {running_wanted} (sockets, places)"
+            f"live state with every socket open: Redis holds {running_state}, "
+            f"the open sockets want {running_wanted}"
         )
     if any(ghosts):
-        failures.append(
-            f"ghosts {ghost_seconds:.0f} s after the last socket closed: registry {ghosts[0]}, "
-            f"presence {ghosts[1]}, presence places {ghosts[2]}"
-        )
+        failures.append(f"ghosts {ghost_seconds:.0f} s after the last socket closed: {ghosts}")
     failures += [f"problem: {p}" for p in stats.problems]
     if stats.problem_count > len(stats.problems):
         failures.append(f"... {stats.problem_count - len(stats.problems)} more problems")
@@ -988,10 +1002,9 @@ def report_text(
         f"closes {dict(sorted((k, v) for k, v in other.items() if k.startswith('closed ')))}",
         f"final offsets: {sum(finals.values())} events in {len(finals)} rooms "
         f"({', '.join(str(v) for v in finals.values())})",
-        f"live state with all sockets open (registry, presence, places): Redis {running[0]}, "
-        f"harness {running[1]}",
-        f"ghosts {ghost_seconds:.1f} s after the last socket closed: registry {ghosts[0]}, "
-        f"presence {ghosts[1]}, presence places {ghosts[2]}",
+        f"live state, all sockets open and still: Redis {running[0]}; for the open sockets "
+        f"{running[1]}",
+        f"ghosts {ghost_seconds:.1f} s after the last socket closed: {ghosts}",
         f"server logs: {log.count('Traceback')} tracebacks, "
         f"{log.count(' ERROR ')} ERROR lines, {log.count(' WARNING ')} WARNING lines "
         f"({', '.join(map(str, log_paths))}); most frequent:",

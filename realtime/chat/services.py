@@ -2,13 +2,15 @@
 
 import re
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from realtime.chat.models import Message, Notification, Room
 from realtime.chat.selectors import room_manageable_by, room_visible_to
-from realtime.gateway.errors import Forbidden
+from realtime.gateway.errors import Forbidden, Invalid
+from realtime.gateway.models import Event
 from realtime.gateway.publishing import Publication, publish
 
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
@@ -29,6 +31,37 @@ def room_member_add(*, room: Room, actor, user) -> None:
     room.members.add(user)
 
 
+def room_member_remove(*, room: Room, actor, user) -> None:
+    """Remove a member (owner or staff); their subscriptions end (chat.signals)."""
+    if not room_manageable_by(room, actor):
+        raise Forbidden("Only the room's owner or staff may remove members.")
+    if user.pk == room.owner_id:
+        raise Invalid("The room's owner cannot be removed.")
+    room.members.remove(user)
+
+
+def room_update(*, room: Room, actor, name: str | None = None, is_private: bool | None = None):
+    """Rename a room or change its privacy (owner or staff)."""
+    if not room_manageable_by(room, actor):
+        raise Forbidden("Only the room's owner or staff may change the room.")
+    if name is not None:
+        room.name = name
+    if is_private is not None:
+        room.is_private = is_private
+    room.full_clean()
+    room.save()
+    return room
+
+
+def room_delete(*, room: Room, actor) -> None:
+    """Delete a room with its history (owner or staff); its subscriptions end."""
+    if not room_manageable_by(room, actor):
+        raise Forbidden("Only the room's owner or staff may delete the room.")
+    with transaction.atomic():
+        Event.objects.filter(topic=room.topic).delete()
+        room.delete()
+
+
 def message_create(*, room: Room, author, text: str, client_id: str | None = None) -> Publication:
     """Post a message as `author` (same validation and broadcast as a socket publish)."""
     return publish(room.topic, {"text": text}, publisher=author, client_id=client_id)
@@ -40,9 +73,15 @@ def mentions_notify(*, message: Message) -> list[Publication]:
     usernames.discard(message.author.get_username())
     if not usernames:
         return []
-    users = get_user_model().objects.filter(username__in=usernames, is_active=True)
+    # At most MAX_MENTIONS distinct users, in the order they are named; the rest stay text.
+    named = sorted(usernames, key=message.text.find)
+    users = get_user_model().objects.filter(username__in=named, is_active=True)
+    by_name = {user.get_username(): user for user in users}
+    cap = settings.REALTIME["MAX_MENTIONS"]
     notified = []
-    for user in users:
+    for user in (by_name[name] for name in named if name in by_name):
+        if len(notified) == cap:
+            break
         if not room_visible_to(message.room, user):
             continue
         publication = notification_create(

@@ -1,5 +1,7 @@
 """The site's server-rendered pages (the REST API is in realtime.chat.api)."""
 
+from functools import wraps
+
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -11,6 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from realtime.chat import services
+from realtime.chat.api.throttles import write_refused
 from realtime.chat.forms import AnnouncementForm, MemberAddForm, RoomCreateForm, SignUpForm
 from realtime.chat.models import Message, Room
 from realtime.chat.selectors import room_manageable_by, room_visible, rooms_visible_to
@@ -18,6 +21,30 @@ from realtime.chat.services import MENTION_PATTERN
 from realtime.gateway import errors
 
 HISTORY_LENGTH = 50
+
+
+def too_many(request, refusal: str, retry_after: int):
+    """429 in words, with `Retry-After` (PROTOCOL.md, abuse limits)."""
+    back = request.path if request.path != "/login/" else "/"
+    response = render(request, "too_many.html", {"refusal": refusal, "back": back}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def write_throttled(view):
+    """A form view whose POSTs count against the user's (or address's) write rate."""
+
+    @wraps(view)
+    def throttled(request, *args, **kwargs):
+        if request.method == "POST":
+            wait = write_refused(request)
+            if wait is not None:
+                return too_many(
+                    request, f"You are making changes too fast. Try again in {wait} seconds.", wait
+                )
+        return view(request, *args, **kwargs)
+
+    return throttled
 
 
 def text_parts(text: str, me: str) -> list[dict]:
@@ -44,6 +71,7 @@ def visible_room_or_404(user, slug: str) -> Room:
 
 
 @login_required
+@write_throttled
 def room_list(request):
     """The rooms this user can see, and a form to create one."""
     form = RoomCreateForm(request.POST or None)
@@ -97,6 +125,7 @@ def room_detail(request, slug: str):
 
 @login_required
 @require_POST
+@write_throttled
 def room_member_add(request, slug: str):
     """Add a member (the room's owner or staff); errors re-render the room page."""
     room = visible_room_or_404(request.user, slug)
@@ -132,6 +161,7 @@ def dashboard(request):
 
 
 @sensitive_post_parameters("password1", "password2")
+@write_throttled
 def signup(request):
     """Create an account and sign in with it."""
     if request.user.is_authenticated:
@@ -153,3 +183,15 @@ class SignInView(auth_views.LoginView):
         url = super().get_redirect_url()
         # Django refuses a redirect back to the sign-in page with a 500 ("redirection loop").
         return "" if url and url.split("?")[0] == self.request.path else url
+
+    def form_invalid(self, form):
+        locked_for = getattr(self.request, "sign_in_locked_for", 0)
+        if locked_for:
+            # Said the same way whether the username exists or not.
+            minutes = -(-locked_for // 60)
+            return too_many(
+                self.request,
+                f"Too many failed sign-ins. Try again in {minutes} minutes.",
+                locked_for,
+            )
+        return super().form_invalid(form)

@@ -74,7 +74,7 @@ class LoginSerializer(serializers.Serializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
-    """A room; `slug` and `is_private` are fixed once it exists."""
+    """A room; its `slug` is fixed once it exists."""
 
     slug = serializers.CharField(
         max_length=50,
@@ -97,6 +97,13 @@ class RoomSerializer(serializers.ModelSerializer):
                 "A room with this slug already exists.", code="unique"
             )
         return value
+
+
+class RoomUpdateSerializer(serializers.Serializer):
+    """`PATCH /api/rooms/<slug>/`: a new name, or a change of privacy."""
+
+    name = StrictCharField(max_length=100, required=False)
+    is_private = serializers.BooleanField(required=False)
 
 
 class RoomDetailSerializer(RoomSerializer):

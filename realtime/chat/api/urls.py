@@ -13,6 +13,11 @@ urlpatterns = [
     path("rooms/", views.RoomListView.as_view(), name="api-rooms"),
     path("rooms/<str:slug>/", views.RoomDetailView.as_view(), name="api-room"),
     path("rooms/<str:slug>/members/", views.RoomMemberView.as_view(), name="api-room-members"),
+    path(
+        "rooms/<str:slug>/members/<str:username>/",
+        views.RoomMemberDetailView.as_view(),
+        name="api-room-member",
+    ),
     path("rooms/<str:slug>/messages/", views.RoomMessagesView.as_view(), name="api-room-messages"),
     path("notifications/", views.NotificationListView.as_view(), name="api-notifications"),
     path(

@@ -8,7 +8,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,8 +35,10 @@ from realtime.chat.api.serializers import (
     PublishSerializer,
     RoomDetailSerializer,
     RoomSerializer,
+    RoomUpdateSerializer,
     UserBriefSerializer,
 )
+from realtime.chat.api.throttles import WriteThrottle
 from realtime.chat.models import SLUG_PATTERN, Message, Notification, Room
 from realtime.chat.selectors import room_visible, rooms_visible_to
 from realtime.gateway.control import connection_disconnect
@@ -93,7 +95,12 @@ class LoginView(APIView):
         # a target too (login CSRF), so check here for everyone.
         SessionAuthentication().enforce_csrf(request)
         serializer = LoginSerializer(data=request.data, context={"request": request._request})
-        serializer.is_valid(raise_exception=True)
+        valid = serializer.is_valid()
+        locked_for = getattr(request._request, "sign_in_locked_for", 0)
+        if locked_for:
+            raise Throttled(locked_for, "Too many failed sign-ins; try again later.")
+        if not valid:
+            raise ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
         login(request._request, user)
         return Response(MeSerializer(user).data)
@@ -126,6 +133,8 @@ class MeView(APIView):
 class RoomListView(APIView):
     """The rooms this user can see; create a room (the creator owns it and is a member)."""
 
+    throttle_classes = [WriteThrottle]
+
     @extend_schema(responses={200: RoomSerializer(many=True), 403: ERRORS[403]})
     def get(self, request):
         rooms = rooms_visible_to(request.user).select_related("owner")
@@ -147,17 +156,37 @@ class RoomListView(APIView):
 
 @extend_schema(tags=["rooms"], parameters=[SLUG])
 class RoomDetailView(APIView):
-    """One room with its members (404 for a private room this user may not see)."""
+    """One room with its members (404 for a private room this user may not see); change or
+    delete it (owner or staff)."""
+
+    throttle_classes = [WriteThrottle]
 
     @extend_schema(responses={200: RoomDetailSerializer, 403: ERRORS[403], 404: ERRORS[404]})
     def get(self, request, slug: str):
         return Response(RoomDetailSerializer(visible_room(request, slug)).data)
+
+    @extend_schema(
+        request=RoomUpdateSerializer,
+        responses={200: RoomDetailSerializer, 400: ERRORS[400], 403: ERRORS[403], 404: ERRORS[404]},
+    )
+    def patch(self, request, slug: str):
+        room = visible_room(request, slug)
+        serializer = RoomUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        room = services.room_update(room=room, actor=request.user, **serializer.validated_data)
+        return Response(RoomDetailSerializer(room).data)
+
+    @extend_schema(responses={204: None, 403: ERRORS[403], 404: ERRORS[404]})
+    def delete(self, request, slug: str):
+        services.room_delete(room=visible_room(request, slug), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=["rooms"], parameters=[SLUG])
 class RoomMemberView(APIView):
     """Add a member to a room (its owner or staff)."""
 
+    throttle_classes = [WriteThrottle]
     permission_classes = [IsAuthenticated, IsRoomOwnerOrStaff]
 
     @extend_schema(
@@ -174,9 +203,33 @@ class RoomMemberView(APIView):
         return Response(UserBriefSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(
+    tags=["rooms"],
+    parameters=[SLUG, OpenApiParameter("username", str, OpenApiParameter.PATH)],
+)
+class RoomMemberDetailView(APIView):
+    """Remove a member (owner or staff; not the owner); their subscriptions end."""
+
+    permission_classes = [IsAuthenticated, IsRoomOwnerOrStaff]
+    throttle_classes = [WriteThrottle]
+    error_fields = {"invalid": "username"}
+
+    @extend_schema(responses={204: None, 400: ERRORS[400], 403: ERRORS[403], 404: ERRORS[404]})
+    def delete(self, request, slug: str, username: str):
+        room = visible_room(request, slug)
+        self.check_object_permissions(request, room)
+        member = room.members.filter(username=username).first()
+        if member is None:
+            raise NotFound("No such member.")
+        services.room_member_remove(room=room, actor=request.user, user=member)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 @extend_schema(tags=["rooms"], parameters=[SLUG])
 class RoomMessagesView(APIView):
     """A room's history by offset, newest page first; post a message like a socket publish."""
+
+    throttle_classes = [WriteThrottle]
 
     error_fields = {"invalid": "text"}
 
@@ -246,6 +299,8 @@ class NotificationListView(APIView):
 @extend_schema(tags=["notifications"])
 class NotificationReadView(APIView):
     """Mark notifications read; the user's other tabs hear it as `kind: read`."""
+
+    throttle_classes = [WriteThrottle]
 
     @extend_schema(
         request=NotificationIdsSerializer,

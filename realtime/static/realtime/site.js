@@ -6,6 +6,7 @@
  * (the `kind: read` event brings the user's other tabs along).
  * @module site
  */
+import { isLocalPath } from "./links.js";
 import { api, client, formatTime, readJson } from "./page.js";
 
 // ---- announcements --------------------------------------------------------
@@ -80,7 +81,7 @@ function setUpBell(userId, bell) {
     const item = document.createElement("li");
     item.className = note.read_at ? "note" : "note unread";
     item.dataset.notificationId = String(note.id);
-    const title = document.createElement(note.url && note.url.startsWith("/") ? "a" : "span");
+    const title = document.createElement(isLocalPath(note.url) ? "a" : "span");
     title.className = "note-title";
     title.textContent = note.title;
     if (title instanceof HTMLAnchorElement) title.href = note.url;
