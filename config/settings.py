@@ -355,6 +355,8 @@ REALTIME = {
     "REST_WRITE_RATE": env.str("REALTIME_REST_WRITE_RATE", default="120/minute"),
     # Distinct users one message may notify by @mention.
     "MAX_MENTIONS": 10,
+    # Seconds a client of `manage.py serve` gets to send a request's headers.
+    "HEADER_TIMEOUT_SECONDS": env.float("REALTIME_HEADER_TIMEOUT_SECONDS", default=20.0),
     # Origins allowed at the handshake besides ALLOWED_HOSTS (full origins).
     "ALLOWED_ORIGINS": env.list("REALTIME_ALLOWED_ORIGINS", default=[]),
 }

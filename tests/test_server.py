@@ -212,3 +212,37 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
             await socket_.close()
     finally:
         server.stop()
+
+
+async def test_a_client_dripping_its_headers_is_cut_off(live_database):
+    """Headers sent one line at a time, each within any idle timeout, never all of them."""
+    import socket
+
+    from tests.live import LiveServer
+
+    server = LiveServer(live_database, REALTIME_HEADER_TIMEOUT_SECONDS="3").start()
+    try:
+        drip = socket.create_connection(("127.0.0.1", server.port))
+        drip.settimeout(0.5)
+        drip.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        closed_after = None
+        for n in range(20):
+            await asyncio.sleep(0.5)
+            try:
+                drip.sendall(f"X-Drip-{n}: {'y' * 10}\r\n".encode())
+                if drip.recv(1) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+        assert closed_after is not None and closed_after < 6, closed_after
+        drip.close()
+        # A normal request on a new connection is served.
+        status, _ = HttpSession(server).request("GET", "/api/auth/csrf/")
+        assert status == 200
+    finally:
+        server.stop()

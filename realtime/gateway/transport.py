@@ -160,6 +160,56 @@ async def refuse_handshake(send, status: int, reason: str) -> None:
         await send({"type": "websocket.close"})
 
 
+def limit_header_time(http_factory, reactor, seconds: float) -> None:
+    """
+    Give every HTTP request `seconds` to send its headers (daphne has no such
+    deadline: a client dripping a header line now and then would hold its
+    connection for ever). Wraps the factory daphne listens with; after each
+    response the next request on the connection gets a deadline of its own.
+    """
+    build = http_factory.buildProtocol
+
+    def build_with_deadline(addr):
+        protocol = build(addr)
+        channel = getattr(protocol, "_channel", protocol)
+        deadline = None
+
+        def arm():
+            nonlocal deadline
+            deadline = reactor.callLater(seconds, cut)
+
+        def cut():
+            if channel.transport is not None:
+                channel.transport.abortConnection()
+
+        def headers_in():
+            if deadline is not None and deadline.active():
+                deadline.cancel()
+            return all_headers_received()
+
+        def response_done(request):
+            done = request_done(request)
+            if channel.transport is not None and not channel.transport.disconnecting:
+                arm()
+            return done
+
+        def lost(reason):
+            if deadline is not None and deadline.active():
+                deadline.cancel()
+            return connection_lost(reason)
+
+        all_headers_received = channel.allHeadersReceived
+        request_done = channel.requestDone
+        connection_lost = channel.connectionLost
+        channel.allHeadersReceived = headers_in
+        channel.requestDone = response_done
+        channel.connectionLost = lost
+        arm()
+        return protocol
+
+    http_factory.buildProtocol = build_with_deadline
+
+
 def capabilities() -> dict[str, bool]:
     """
     Whether the installed daphne, autobahn and Twisted still have what this

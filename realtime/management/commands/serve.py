@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from realtime.gateway.shutdown import GracefulShutdown, install_once
-from realtime.gateway.transport import log_capabilities
+from realtime.gateway.transport import limit_header_time, log_capabilities
 
 logger = logging.getLogger("realtime.serve")
 CLOSE_TIMEOUT = 30
@@ -98,6 +98,12 @@ class Command(BaseCommand):
             ),
         )
         reactor.callWhenRunning(install_once, shutdown)
+        # A client gets this long to send a request's headers (no slow drip).
+        reactor.callWhenRunning(
+            lambda: limit_header_time(
+                server.http_factory, reactor, settings.REALTIME["HEADER_TIMEOUT_SECONDS"]
+            )
+        )
         # A closing client (shed as too slow, or a restart) gets this long to
         # read its close frame before the connection is dropped (autobahn's
         # default is 1 s, which turns a slow reader's 4008 into 1006).
