@@ -219,3 +219,16 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
         self.process = None
+
+
+def member_with_room(database: LiveDatabase, server: LiveServer, password: str):
+    """A fresh user signed in on `server` and a room of theirs: (HttpSession, topic)."""
+    from deploy.client import HttpSession
+
+    name = f"u{uuid.uuid4().hex[:8]}"
+    database.create_user(name, password)
+    session = HttpSession(server).login(name, password)
+    slug = f"r{uuid.uuid4().hex[:8]}"
+    status, body = session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})
+    assert status == 201, body
+    return session, f"room:{slug}"

@@ -13,11 +13,9 @@ import uuid
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
-from config.asgi import application
 from deploy.client import HttpSession, receive, ws_connect
-from realtime.gateway.testing import connect
+from realtime.gateway.testing import communicator_for, connect
 from tests.factories import UserFactory
 from tests.live import LiveServer
 
@@ -43,21 +41,10 @@ def small_caps(settings):
 
 
 async def test_a_users_socket_over_the_cap_is_closed_with_4029(small_caps):
-    from realtime.gateway.testing import session_for
-
     user = await sync_to_async(UserFactory)()
     other = await sync_to_async(UserFactory)()
     sockets = [await connect(user) for _ in range(3)]
-    key = await session_for(user)
-    extra = WebsocketCommunicator(
-        application,
-        "/ws/",
-        headers=[
-            (b"origin", b"http://localhost"),
-            (b"host", b"localhost"),
-            (b"cookie", f"sessionid={key}".encode()),
-        ],
-    )
+    extra = await communicator_for(user)
     assert await refused_with(extra) == 4029
     # Another user is not affected; a closed socket frees its place.
     sockets.append(await connect(other))
@@ -69,13 +56,9 @@ async def test_a_users_socket_over_the_cap_is_closed_with_4029(small_caps):
 
 async def test_anonymous_sockets_are_capped_per_address(small_caps):
     anonymous = [await connect() for _ in range(2)]
-    extra = WebsocketCommunicator(
-        application, "/ws/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    )
+    extra = await communicator_for()
     assert await refused_with(extra) == 4029
-    elsewhere = WebsocketCommunicator(
-        application, "/ws/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    )
+    elsewhere = await communicator_for()
     elsewhere.scope["client"] = ["10.1.2.3", 5555]
     connected, _ = await elsewhere.connect()
     assert connected

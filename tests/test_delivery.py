@@ -6,11 +6,10 @@ aborts sockets in the middle of a fan-out on real daphne.
 
 import asyncio
 import json
-import uuid
 
 import pytest
 
-from deploy.client import HttpSession, receive, receive_until, ws_connect
+from deploy.client import receive, receive_until, ws_connect
 from realtime.gateway.hub import Hub, TopicRoute
 from realtime.gateway.protocol import CLOSE_SLOW_CONSUMER
 from realtime.gateway.topics import parse_topic
@@ -59,7 +58,7 @@ async def test_a_socket_closing_during_fan_out_costs_the_others_nothing(live_dat
     """
     import socket
 
-    from tests.live import LiveServer
+    from tests.live import LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
@@ -68,12 +67,7 @@ async def test_a_socket_closing_during_fan_out_costs_the_others_nothing(live_dat
         REALTIME_MAX_BACKLOG_BYTES=str(64 * 1024 * 1024),
     ).start()
     try:
-        name = f"d{uuid.uuid4().hex[:8]}"
-        live_database.create_user(name, PASSWORD)
-        session = HttpSession(server).login(name, PASSWORD)
-        slug = f"r{uuid.uuid4().hex[:8]}"
-        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
-        topic = f"room:{slug}"
+        session, topic = member_with_room(live_database, server, PASSWORD)
 
         async def subscriber(**kwargs):
             socket_ = await ws_connect(server, session, **kwargs)
@@ -133,7 +127,7 @@ async def test_replays_to_a_client_that_does_not_read_count_against_its_backlog(
 
     import websockets
 
-    from tests.live import LiveServer
+    from tests.live import LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
@@ -142,12 +136,7 @@ async def test_replays_to_a_client_that_does_not_read_count_against_its_backlog(
         REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
     ).start()
     try:
-        name = f"d{uuid.uuid4().hex[:8]}"
-        live_database.create_user(name, PASSWORD)
-        session = HttpSession(server).login(name, PASSWORD)
-        slug = f"r{uuid.uuid4().hex[:8]}"
-        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
-        topic = f"room:{slug}"
+        session, topic = member_with_room(live_database, server, PASSWORD)
         publisher = await ws_connect(server, session)
         await receive(publisher)
         count, text = 600, "x" * 1990

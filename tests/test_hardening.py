@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from rest_framework.test import APIClient
 
-from realtime.gateway.testing import connect
+from realtime.gateway.testing import communicator_for, connect
 from tests.test_settings import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,24 +95,11 @@ def test_a_signed_in_visit_to_login_with_next_login_goes_home(user):
 
 
 async def test_a_rotated_secret_key_keeps_websocket_users_signed_in(settings, user):
-    from realtime.gateway.testing import session_for
-
-    key = await session_for(user)  # signed with the old key
+    communicator = await communicator_for(user)  # its session signed with the old key
+    cookie = dict(communicator.scope["headers"])[b"cookie"].decode()
+    key = cookie.split("=", 1)[1]
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-brand-new-secret-key-" + "n" * 40
-    from channels.testing import WebsocketCommunicator
-
-    from config.asgi import application
-
-    communicator = WebsocketCommunicator(
-        application,
-        "/ws/",
-        headers=[
-            (b"origin", b"http://localhost"),
-            (b"host", b"localhost"),
-            (b"cookie", f"sessionid={key}".encode()),
-        ],
-    )
     connected, _ = await communicator.connect()
     assert connected
     welcome = await communicator.receive_json_from()

@@ -7,12 +7,11 @@ subscribe the broker cannot wire is refused with `unavailable` (never a
 import asyncio
 import json
 import time
-import uuid
 
 import pytest
 
-from deploy.client import HttpSession, receive, receive_until, ws_connect
-from tests.live import LiveServer
+from deploy.client import receive, receive_until, ws_connect
+from tests.live import LiveServer, member_with_room
 
 PASSWORD = "live-pass-123"
 pytestmark = pytest.mark.redis
@@ -36,12 +35,7 @@ async def test_a_subscribe_during_a_redis_outage_fails_cleanly_and_the_room_live
     live_database, private_redis, redis_server_process
 ):
     server = redis_server_process
-    name = f"o{uuid.uuid4().hex[:8]}"
-    live_database.create_user(name, PASSWORD)
-    session = HttpSession(server).login(name, PASSWORD)
-    slug = f"r{uuid.uuid4().hex[:8]}"
-    assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
-    topic = f"room:{slug}"
+    session, topic = member_with_room(live_database, server, PASSWORD)
     early = await ws_connect(server, session)
     await receive(early)
 
@@ -67,7 +61,8 @@ async def test_a_subscribe_during_a_redis_outage_fails_cleanly_and_the_room_live
     await receive_until(late, "presence_state")
 
     for n in range(5):
-        status, _ = session.request("POST", f"/api/rooms/{slug}/messages/", {"text": f"m{n}"})
+        path = f"/api/rooms/{topic.split(':')[1]}/messages/"
+        status, _ = session.request("POST", path, {"text": f"m{n}"})
         assert status == 201
     # Live, not by the 3-second sweep: all five within two seconds.
     for socket_ in (early, late):
@@ -98,12 +93,7 @@ async def test_a_database_outage_is_answered_unavailable_and_503_and_logged_once
     )
     server = LiveServer(live_database, DATABASE_URL=through_proxy).start()
     try:
-        name = f"o{uuid.uuid4().hex[:8]}"
-        live_database.create_user(name, PASSWORD)
-        session = HttpSession(server).login(name, PASSWORD)
-        slug = f"r{uuid.uuid4().hex[:8]}"
-        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
-        topic = f"room:{slug}"
+        session, topic = member_with_room(live_database, server, PASSWORD)
         socket_ = await ws_connect(server, session)
         await receive(socket_)
 

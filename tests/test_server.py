@@ -135,7 +135,7 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
 ):
     import socket
 
-    from tests.live import LiveServer
+    from tests.live import LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
@@ -144,12 +144,7 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
         REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
     ).start()
     try:
-        name = f"slow{uuid.uuid4().hex[:6]}"
-        live_database.create_user(name, PASSWORD)
-        session = HttpSession(server).login(name, PASSWORD)
-        slug = f"r{uuid.uuid4().hex[:8]}"
-        assert session.request("POST", "/api/rooms/", {"slug": slug, "name": slug})[0] == 201
-        topic = f"room:{slug}"
+        session, topic = member_with_room(live_database, server, PASSWORD)
 
         async def subscriber(**kwargs):
             socket_ = await ws_connect(server, session, **kwargs)

@@ -136,17 +136,18 @@ class Client:
         await asyncio.sleep(0.05)
 
 
-async def connect(
+async def communicator_for(
     user=None,
     *,
     origin: bytes | None = ORIGIN,
     subprotocols: list[str] | None = None,
     application=None,
     path: str = PATH,
-) -> Client:
+) -> WebsocketCommunicator:
     """
-    A socket through the project's ASGI application (`settings.ASGI_APPLICATION`
-    unless given), signed in as `user` (anonymous when None), past `welcome`.
+    A not yet connected socket through the project's ASGI application
+    (`settings.ASGI_APPLICATION` unless given), signed in as `user`
+    (anonymous when None): for tests of what happens at the handshake.
     """
     headers = [(b"host", HOST)]
     if origin is not None:
@@ -156,9 +157,12 @@ async def connect(
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()))
     if application is None:
         application = import_string(settings.ASGI_APPLICATION)
-    communicator = WebsocketCommunicator(
-        application, path, headers=headers, subprotocols=subprotocols
-    )
+    return WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+
+
+async def connect(user=None, **options) -> Client:
+    """A socket signed in as `user` (anonymous when None), past `welcome`."""
+    communicator = await communicator_for(user, **options)
     connected, subprotocol = await communicator.connect()
     assert connected, f"refused: {subprotocol}"
     client = Client(communicator, subprotocol)
