@@ -116,3 +116,19 @@ def test_a_message_notifies_at_most_ten_mentioned_users(room, user):
     message_create(room=room, author=user, text=text)
     notified = set(Notification.objects.values_list("user__username", flat=True))
     assert notified == {u.username for u in named[:10]}
+
+
+def test_with_the_cache_down_writes_and_sign_ins_still_work(settings, room, user):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post("/api/rooms/general/messages/", {"text": "still"}, format="json")
+    assert response.status_code == 201
+    user.set_password("right-password-1")
+    user.save()
+    assert api_login(APIClient(), user.username, "right-password-1").status_code == 200

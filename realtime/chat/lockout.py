@@ -17,6 +17,8 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
+from realtime.gateway import outages
+
 WINDOW_SECONDS = 15 * 60
 LOCK_SECONDS = 15 * 60
 ADDRESS_FACTOR = 4
@@ -37,13 +39,23 @@ def subjects(username: str | None, address: str) -> list[tuple[str, int]]:
 
 def locked_for(username: str | None, address: str) -> int:
     """Seconds until sign-in is allowed again for this username or address (0: now)."""
-    for stem, _ in subjects(username, address):
-        if cache.get(f"{stem}:locked"):
-            return LOCK_SECONDS
-    return 0
+    try:
+        keys = [f"{stem}:locked" for stem, _ in subjects(username, address)]
+        locked = any(cache.get_many(keys).values())
+    except Exception as exc:
+        outages.cache.failed(exc)  # the cache (Redis) is down: sign-in stays possible
+        return 0
+    return LOCK_SECONDS if locked else 0
 
 
 def failure_record(username: str | None, address: str) -> None:
+    try:
+        failures_count(username, address)
+    except Exception as exc:
+        outages.cache.failed(exc)
+
+
+def failures_count(username: str | None, address: str) -> None:
     for stem, limit in subjects(username, address):
         key = f"{stem}:failures"
         cache.add(key, 0, WINDOW_SECONDS)

@@ -58,3 +58,5 @@ class Outage:
 
 
 database = Outage("database")
+# Django's cache (Redis when REDIS_URL is set): throttles and lockouts fail open.
+cache = Outage("cache")

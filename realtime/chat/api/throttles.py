@@ -10,6 +10,8 @@ throttle (`write_refused`), so a page and the API share one budget.
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from realtime.gateway import outages
+
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -17,6 +19,16 @@ class WriteThrottle(SimpleRateThrottle):
     """Unsafe requests of one user (or anonymous address) share one rate."""
 
     scope = "write"
+
+    def allow_request(self, request, view):
+        try:
+            allowed = super().allow_request(request, view)
+        except Exception as exc:
+            # The cache (Redis) is down: let writes through rather than fail them all.
+            outages.cache.failed(exc)
+            return True
+        outages.cache.succeeded()
+        return allowed
 
     def get_rate(self):
         return settings.REALTIME["REST_WRITE_RATE"]

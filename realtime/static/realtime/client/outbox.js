@@ -55,6 +55,16 @@ export class Outbox {
     return this.#pushes.length >= this.#opts.maxQueue;
   }
 
+  /**
+   * The publish of client message id `id` on `topic` waiting for its ack, if any.
+   * @param {string} topic
+   * @param {string} id
+   * @returns {Push|undefined}
+   */
+  find(topic, id) {
+    return this.#pushes.find((push) => push.id === id && push.topic === topic);
+  }
+
   /** @param {Push} push */
   add(push) {
     this.#pushes.push(push);

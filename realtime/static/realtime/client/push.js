@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * push.js: one publish, from `publish()` until its `ack` or error: its client
- * message id (the same on every send), the ref of its send on this
- * connection, the timeout of that send, and the promise it settles.
+ * message id (the page's, or a random one; the same on every send), the ref
+ * of its send on this connection, the timeout of that send, and the promise
+ * `publish()` returns (shared by the calls that join it).
  * @module realtime/client/push
  */
 import { realtimeError } from "./errors.js";
@@ -23,25 +24,30 @@ export class Push {
   /** times it was sent again after `rate_limited` */
   #retries = 0;
   /** @type {(value: Ack) => void} */
-  #resolve;
+  #resolve = () => {};
   /** @type {(err: RealtimeError) => void} */
-  #reject;
+  #reject = () => {};
 
   /**
    * @param {string} topic
    * @param {Record<string, any>} data
-   * @param {(value: Ack) => void} resolve  settle the promise `publish()` returned
-   * @param {(err: RealtimeError) => void} reject
+   * @param {string|null} [id]  the client message id; null: a random one
    */
-  constructor(topic, data, resolve, reject) {
+  constructor(topic, data, id = null) {
     /** @readonly client message id, the same on every (re)send */
-    this.id = randomId();
+    this.id = id ?? randomId();
     /** @readonly */
     this.topic = topic;
     /** @readonly */
     this.data = data;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    /**
+     * @readonly the promise `publish()` returns: the ack's `{topic, offset}`, or the error
+     * @type {Promise<Ack>}
+     */
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
 
   /** The ref of its send on this connection, null while queued. */
