@@ -18,7 +18,11 @@
  * });
  * await sub.ready;                                // rejects with err.code, e.g. "forbidden"
  *
- * const { offset } = await client.publish("room:general", { text: "hello" });
+ * const { offset } = await client.publish("room:general", { text: "hello" }, {
+ *   id: draft.id,                                 // optional: a "Retry" with the same id never stores twice
+ * });
+ * client.addEventListener("publishacked", (e) => markSent(e.detail.id, e.detail.offset)); // late acks too
+ * retryButton.onclick = () => client.reconnectNow(); // while `reconnecting`: try at once
  * ```
  *
  * Shaped like `WebSocket` (and like reconnecting-websocket): it extends
@@ -27,6 +31,11 @@
  * `readyState`. On top of that it keeps the connection alive (heartbeat,
  * reconnection with backoff), resubscribes and recovers by offset, and
  * delivers publishes exactly once (client message ids, resent after a lost ack).
+ * It follows the browser's network state: while the browser reports offline
+ * (`navigator.onLine === false`, or an `offline` event) it makes no attempt
+ * and stays `reconnecting` (cause `offline`); an `offline` event drops the
+ * socket at once; `online`, or the tab becoming visible while `reconnecting`,
+ * tries at once.
  *
  * Events fired on the client:
  * - `open`: a socket opened (every reconnect too).
@@ -36,20 +45,33 @@
  *   because it was our fault (4003 binary frame, 4009 frame too large).
  * - `close`: a socket closed (every drop, not only the last one), with `code`,
  *   `reason` and `wasClean` of that socket. A dead socket that the client
- *   abandons (heartbeat or connect timeout) reports code 1006.
- * - `statechange`: `detail: {state, previous, reason, retryAt, delay, code}`.
- *   `retryAt` (epoch ms) and `delay` (ms) are set while `reconnecting`, else null;
- *   `code` is the close code behind the change, or null.
+ *   abandons (heartbeat or connect timeout, the browser going offline)
+ *   reports code 1006.
+ * - `statechange`: `detail: {state, previous, reason, retryAt, delay, code, cause}`.
+ *   `retryAt` (epoch ms) and `delay` (ms) are set while `reconnecting` with a
+ *   try scheduled, else null; `code` is the close code behind the change, or null.
+ *   `cause` (set on `reconnecting` and `closed`, null on `connecting` and `open`):
+ *   `offline` (the browser reports no network: no tries until it reports one),
+ *   `unreachable` (the server could not be reached, or the link died: connect
+ *   failure or timeout, 1006, heartbeat timeout), `closed` (the server closed
+ *   the socket; `code` says with which) or `client` (the page called `close()`).
+ * - `publishacked`: `detail: {topic, offset, id, late}` for every `ack` of a
+ *   publish: `late: false` when its promise resolved with it, `late: true`
+ *   when the promise had already rejected with `timeout` (the message was
+ *   stored after all: show it as sent). One listener covers both.
  * - `resync`: `detail: {topic, offset}`: events of a subscribed topic were lost
  *   (no longer retained, or the server's history went backwards): reload the
  *   topic's state over REST; live events continue after `offset`.
  *
  * `state` reasons (strings a page can map to words):
- * - `connecting`: `initial`, `retry`, `online`, `visible`
+ * - `connecting`: `initial`, `retry`, `online`, `visible`, `reconnect_now`
  * - `open`: `connected`
  * - `reconnecting` (will retry): `server_restart` (4012), `connection_lost` (1006),
  *   `server_error` (1011), `too_slow` (4008), `rate_limited` (4429),
- *   `heartbeat_timeout`, `connect_timeout`, `connection_closed` (any other code)
+ *   `heartbeat_timeout`, `connect_timeout`, `connection_closed` (any other code),
+ *   `offline` (the browser went offline, or was offline when a try was due; a
+ *   socket that drops while the browser reports offline keeps its own reason,
+ *   with cause `offline`)
  * - `closed` (stays closed): `client_closed` (our own `close()`), `normal_closure`
  *   (1000 from the server), `disconnected_by_admin` (4000), `binary_frame` (4003),
  *   `frame_too_large` (4009), `signed_out` (4401), `too_many_connections` (4029)
@@ -58,7 +80,12 @@
  * rest is delegated to `client/`: `backoff.js` (the reconnection timer),
  * `subscription.js` (one topic's state and the subscriptions to it),
  * `push.js` (one publish waiting for its ack), `outbox.js` (the publishes
- * not yet acked and their pacing), `frames.js`, `errors.js` and `events.js`.
+ * not yet acked and their pacing), `lateacks.js` (the publishes that timed
+ * out, for a late ack), `network.js` (the browser's network state and the
+ * tab's visibility), `frames.js`, `errors.js` and `events.js`.
+ *
+ * Methods beyond `WebSocket`'s: `subscribe(topic, handler, {since, onPresence})`,
+ * `publish(topic, data, {id})`, `reconnectNow()`; see each.
  *
  * @module realtime
  */
@@ -66,6 +93,8 @@ import { BACKOFF_DEFAULTS, Backoff, backoffDelay } from "./client/backoff.js";
 import { closedError, errorFromFrame, realtimeError, report } from "./client/errors.js";
 import { closeEvent, detailEvent } from "./client/events.js";
 import { MAX_FRAME_BYTES } from "./client/frames.js";
+import { LateAcks } from "./client/lateacks.js";
+import { Network } from "./client/network.js";
 import { Outbox } from "./client/outbox.js";
 import { Push } from "./client/push.js";
 import { Subscription, Topic } from "./client/subscription.js";
@@ -74,8 +103,10 @@ import { Subscription, Topic } from "./client/subscription.js";
 /** @typedef {import("./client/frames.js").EventFrame} EventFrame */
 /** @typedef {import("./client/frames.js").PresenceUser} PresenceUser */
 /** @typedef {import("./client/errors.js").RealtimeError} RealtimeError */
+/** @typedef {import("./client/network.js").Environment} Environment */
 
 /** @typedef {"connecting"|"open"|"reconnecting"|"closed"} State */
+/** @typedef {"offline"|"unreachable"|"closed"|"client"} Cause */
 
 /**
  * @typedef {object} StateChange
@@ -85,6 +116,16 @@ import { Subscription, Topic } from "./client/subscription.js";
  * @property {number|null} retryAt  epoch ms of the next try, while reconnecting
  * @property {number|null} delay    ms until the next try, while reconnecting
  * @property {number|null} code     the close code behind the change, if any
+ * @property {Cause|null} cause     why not open: set when `reconnecting` or `closed`, else null
+ */
+
+/**
+ * The `detail` of `publishacked`.
+ * @typedef {object} PublishAck
+ * @property {string} topic
+ * @property {number|null} offset
+ * @property {string} id       the publish's client message id
+ * @property {boolean} late    true when its promise had already rejected with `timeout`
  */
 
 /**
@@ -102,9 +143,13 @@ import { Subscription, Topic } from "./client/subscription.js";
  * @property {number} [publishBurst]     publishes sent back to back before pacing starts (20)
  * @property {number} [publishRate]      publishes per second once the burst is spent (10); both stay
  *                                       under the server's default limit (bursts of 30, 15 a second)
+ * @property {number} [lateAckMemory]  publishes that timed out remembered for a late ack (100)
  * @property {() => number} [random]     source of jitter in [0, 1) (Math.random)
  * @property {boolean} [debug]           log state changes and frames with console.debug (false)
  * @property {any} [WebSocket]           WebSocket constructor (the global `WebSocket`)
+ * @property {Environment|null} [environment]  where `online`/`offline` (its `addEventListener`),
+ *                                       `navigator.onLine` and the `document`'s `visibilitychange`
+ *                                       come from; null: the browser's globals (null)
  */
 
 /** @type {Required<RealtimeOptions>} */
@@ -120,10 +165,14 @@ const DEFAULTS = Object.freeze({
   maxQueue: 100,
   publishBurst: 20,
   publishRate: 10,
+  lateAckMemory: 100,
   random: BACKOFF_DEFAULTS.random,
   debug: false,
   WebSocket: null,
+  environment: null,
 });
+
+const MAX_ID_LENGTH = 64;
 
 const DEFAULT_HEARTBEAT_MS = 25_000;
 
@@ -204,6 +253,8 @@ export class RealtimeClient extends EventTarget {
   #opts;
   /** @type {State} */
   #state = "connecting";
+  /** @type {Cause|null} the cause of the last state change */
+  #cause = null;
   /** @type {any} the current socket, null between attempts and once closed */
   #ws = null;
   /** @type {Backoff} the timer of the next try */
@@ -224,12 +275,12 @@ export class RealtimeClient extends EventTarget {
   #pending = new Map();
   /** @type {Outbox} publishes not yet acked, in order */
   #outbox;
+  /** @type {LateAcks} publishes that timed out on this connection, for a late ack */
+  #lateAcks;
+  /** @type {Network} the browser's network state and the tab's visibility */
+  #network;
   /** @type {Set<any>} timers that die with the connection */
   #connectionTimers = new Set();
-  #onOnline = () => this.#wake("online");
-  #onVisibility = () => {
-    if (globalThis.document && globalThis.document.visibilityState === "visible") this.#wake("visible");
-  };
 
   /**
    * Starts connecting at once.
@@ -244,13 +295,19 @@ export class RealtimeClient extends EventTarget {
     this.#opts = /** @type {Required<RealtimeOptions>} */ (opts);
     this.#backoff = new Backoff(this.#opts);
     this.#outbox = new Outbox(this.#opts, () => this.#state === "open", (push) => this.#sendPublish(push));
+    this.#lateAcks = new LateAcks(this.#opts.lateAckMemory);
+    this.#network = new Network(this.#opts.environment, {
+      offline: () => this.#wentOffline(),
+      online: () => this.#wake("online"),
+      visible: () => this.#wake("visible"),
+    });
     /** @readonly */
     this.url = resolveUrl(url);
-    this.#connect("initial");
-    const win = globalThis.window;
-    if (win && typeof win.addEventListener === "function") win.addEventListener("online", this.#onOnline);
-    const doc = globalThis.document;
-    if (doc && typeof doc.addEventListener === "function") doc.addEventListener("visibilitychange", this.#onVisibility);
+    if (!(this.#opts.WebSocket || globalThis.WebSocket)) {
+      throw new Error("RealtimeClient: no WebSocket here; pass options.WebSocket");
+    }
+    this.#connect("initial"); // while the browser reports offline: waits for `online`
+    this.#network.start();
   }
 
   get CONNECTING() {
@@ -351,34 +408,62 @@ export class RealtimeClient extends EventTarget {
    * publish waiting for its turn does not time out either. Publishes are sent
    * in call order; only one that the server drops as rate limited can land
    * after later ones.
+   *
+   * Every publish carries a client message id: `options.id` (a string of 1
+   * to 64 characters; anything else throws a TypeError), or a random one.
+   * Publishing again with the same `id` on the same topic (a page's "Retry")
+   * never stores a second copy: while a publish with that id waits in the
+   * client, the call joins it (it returns the same promise, no second frame
+   * is sent); once that one settled, it is sent again with the same id and
+   * the server answers with the first one's offset. Every ack also fires
+   * `publishacked` (`detail: {topic, offset, id, late}`), including the ack
+   * of a publish that had already rejected with `timeout` (`late: true`).
    * @param {string} topic
    * @param {Record<string, any>} data
+   * @param {{id?: string|null}} [options]
    * @returns {Promise<{topic: string, offset: number|null}>}
    */
-  publish(topic, data) {
-    return new Promise((resolve, reject) => {
-      if (this.#stopped) {
-        reject(realtimeError("closed", "The client is closed", { topic, reason: this.#closedReason }));
-        return;
-      }
-      const push = new Push(topic, data, resolve, reject);
-      const size = push.bytes();
-      if (size > MAX_FRAME_BYTES) {
-        reject(realtimeError("too_large", `The frame would be ${size} bytes, more than ${MAX_FRAME_BYTES}`, { topic }));
-        return;
-      }
-      if (this.#state === "open") {
-        this.#outbox.add(push);
-        this.#outbox.pump();
-        return;
-      }
-      if (this.#outbox.full) {
-        reject(realtimeError("queue_full", `Offline queue is full (${this.#opts.maxQueue} publishes waiting)`, { topic }));
-        return;
-      }
+  publish(topic, data, options = {}) {
+    const id = options?.id ?? null;
+    if (id !== null && (typeof id !== "string" || id.length === 0 || Array.from(id).length > MAX_ID_LENGTH)) {
+      throw new TypeError(`publish: id must be a string of 1 to ${MAX_ID_LENGTH} characters`);
+    }
+    if (this.#stopped) {
+      return Promise.reject(realtimeError("closed", "The client is closed", { topic, reason: this.#closedReason }));
+    }
+    const joined = id === null ? undefined : this.#outbox.find(topic, id);
+    if (joined) {
+      this.#log("joining the pending publish", id, "on", topic);
+      return joined.promise;
+    }
+    const push = new Push(topic, data, id);
+    const size = push.bytes();
+    if (size > MAX_FRAME_BYTES) {
+      return Promise.reject(realtimeError("too_large", `The frame would be ${size} bytes, more than ${MAX_FRAME_BYTES}`, { topic }));
+    }
+    if (this.#state === "open") {
       this.#outbox.add(push);
-      this.#log("queued publish", push.id, "on", topic);
-    });
+      this.#outbox.pump();
+      return push.promise;
+    }
+    if (this.#outbox.full) {
+      return Promise.reject(realtimeError("queue_full", `Offline queue is full (${this.#opts.maxQueue} publishes waiting)`, { topic }));
+    }
+    this.#outbox.add(push);
+    this.#log("queued publish", push.id, "on", topic);
+    return push.promise;
+  }
+
+  /**
+   * While `reconnecting`, try at once (the next try of the backoff is
+   * dropped; if this one fails, the backoff goes on). Tries even while the
+   * browser reports offline: the person asked, and `navigator.onLine` can be
+   * wrong (a server on this machine). Does nothing in any other state.
+   */
+  reconnectNow() {
+    if (this.#stopped || this.#state !== "reconnecting") return;
+    this.#log("trying at once: reconnectNow()");
+    this.#connect("reconnect_now", true);
   }
 
   /**
@@ -401,7 +486,7 @@ export class RealtimeClient extends EventTarget {
   close(code = 1000, reason) {
     if (this.#stopped) return;
     const ws = this.#ws;
-    this.#terminate("client_closed", null);
+    this.#terminate("client_closed", null, "client");
     if (!ws) return;
     try {
       ws.close(code, reason);
@@ -415,11 +500,18 @@ export class RealtimeClient extends EventTarget {
   /** @type {string|undefined} */
   #closedReason;
 
-  /** @param {string} reason */
-  #connect(reason) {
+  /**
+   * Try to connect now, unless the browser reports offline.
+   * @param {string} reason  the `connecting` state's reason
+   * @param {boolean} [evenOffline]  try even while the browser reports offline
+   */
+  #connect(reason, evenOffline = false) {
     this.#backoff.cancel();
+    if (!evenOffline && this.#network.offline) {
+      this.#waitForNetwork("offline", null);
+      return;
+    }
     const WebSocketImpl = this.#opts.WebSocket || globalThis.WebSocket;
-    if (!WebSocketImpl) throw new Error("RealtimeClient: no WebSocket here; pass options.WebSocket");
     let ws;
     try {
       ws = new WebSocketImpl(this.url, this.#opts.protocols);
@@ -493,6 +585,7 @@ export class RealtimeClient extends EventTarget {
     const uptime = this.#openedAt ? Date.now() - this.#openedAt : 0;
     this.#openedAt = 0;
     this.#pending.clear();
+    this.#lateAcks.clear(); // no answer can come on a socket that is gone
     this.#outbox.requeueAll();
     for (const state of this.#topics.values()) state.disconnected();
     this.#emit(closeEvent(code, reason, wasClean));
@@ -500,21 +593,48 @@ export class RealtimeClient extends EventTarget {
     const [policyReason, retry] = CLOSE_POLICY[code] ?? ["connection_closed", true];
     const stateReason = why ?? policyReason;
     if (!retry) {
-      this.#terminate(stateReason, code);
+      this.#terminate(stateReason, code, "closed");
       if (ERROR_CLOSES.has(code)) this.#emit(detailEvent("error", { code, reason: stateReason }));
       return;
     }
     if (uptime >= this.#opts.minUptime) this.#backoff.reset();
+    if (this.#network.offline) {
+      this.#waitForNetwork(stateReason, code);
+      return;
+    }
+    // Our own verdicts (timeouts, a socket that could not be made) and 1006/1015
+    // mean the server was not reached or the link died; any other code is the server's.
+    const cause = why !== null || code === 1006 || code === 1015 ? "unreachable" : "closed";
     const delay = this.#backoff.schedule(code === 4012, () => this.#connect("retry"));
-    this.#setState("reconnecting", stateReason, { code, delay });
+    this.#setState("reconnecting", stateReason, { code, delay, cause });
+  }
+
+  /**
+   * The browser reports no network: no tries until it reports one again.
+   * @param {string} reason
+   * @param {number|null} code
+   */
+  #waitForNetwork(reason, code) {
+    this.#backoff.cancel();
+    if (this.#state === "reconnecting" && this.#cause === "offline") return; // already waiting
+    this.#log("waiting for the network");
+    this.#setState("reconnecting", reason, { code, cause: "offline" });
+  }
+
+  /** The browser went offline: drop the socket at once (it cannot work) and wait for the network. */
+  #wentOffline() {
+    if (this.#stopped) return;
+    if (this.#ws) this.#abandon(this.#ws, "offline");
+    else if (this.#state === "reconnecting") this.#waitForNetwork("offline", null);
   }
 
   /**
    * Stop for good: no more tries, waiting publishes and subscriptions fail.
    * @param {string} reason
    * @param {number|null} code
+   * @param {Cause} cause  `closed` (by the server) or `client` (our own `close()`)
    */
-  #terminate(reason, code) {
+  #terminate(reason, code, cause) {
     this.#stopped = true;
     this.#closedReason = reason;
     this.#backoff.cancel();
@@ -523,12 +643,8 @@ export class RealtimeClient extends EventTarget {
     this.#stopHeartbeat();
     for (const timer of this.#connectionTimers) clearTimeout(timer);
     this.#connectionTimers.clear();
-    const win = globalThis.window;
-    if (win && typeof win.removeEventListener === "function") win.removeEventListener("online", this.#onOnline);
-    const doc = globalThis.document;
-    if (doc && typeof doc.removeEventListener === "function") {
-      doc.removeEventListener("visibilitychange", this.#onVisibility);
-    }
+    this.#network.stop();
+    this.#lateAcks.clear();
     const pushes = this.#outbox.takeAll();
     this.#pending.clear();
     for (const push of pushes) {
@@ -536,12 +652,21 @@ export class RealtimeClient extends EventTarget {
       push.reject(closedError(reason, push.topic));
     }
     for (const state of this.#topics.values()) state.close(reason);
-    this.#setState("closed", reason, { code });
+    this.#setState("closed", reason, { code, cause });
   }
 
-  /** @param {string} why */
+  /**
+   * The browser is online again, or the tab became visible: while
+   * `reconnecting`, try at once (unless the browser still reports offline).
+   * Coming online starts the backoff over: the network changed.
+   * @param {"online"|"visible"} why
+   */
   #wake(why) {
-    if (this.#state !== "reconnecting") return;
+    if (this.#stopped || this.#state !== "reconnecting") return;
+    if (why === "online") {
+      if (this.#network.offline) return;
+      this.#backoff.reset();
+    }
     this.#log("trying at once:", why);
     this.#connect(why);
   }
@@ -651,10 +776,23 @@ export class RealtimeClient extends EventTarget {
   /** @param {Frame} frame */
   #onAck(frame) {
     const pending = this.#pending.get(frame.ref);
-    if (!pending || pending.kind !== "publish") return;
-    this.#pending.delete(frame.ref);
-    this.#outbox.settle(pending.push);
-    pending.push.resolve({ topic: frame.topic ?? pending.push.topic, offset: frame.offset ?? null });
+    if (pending && pending.kind === "publish") {
+      const push = pending.push;
+      this.#pending.delete(frame.ref);
+      this.#outbox.settle(push);
+      this.#lateAcks.forget(push.topic, push.id); // answered now: no late report of an earlier send
+      const ack = { topic: frame.topic ?? push.topic, offset: frame.offset ?? null };
+      push.resolve(ack);
+      this.#emit(detailEvent("publishacked", /** @type {PublishAck} */ ({ ...ack, id: push.id, late: false })));
+      return;
+    }
+    // The ack of a publish that already rejected with `timeout`: it was stored after all.
+    const late = typeof frame.ref === "string" && !pending ? this.#lateAcks.take(frame.ref) : undefined;
+    if (!late) return;
+    this.#log("late ack of", late.id, "on", late.topic);
+    /** @type {PublishAck} */
+    const detail = { topic: frame.topic ?? late.topic, offset: frame.offset ?? null, id: late.id, late: true };
+    this.#emit(detailEvent("publishacked", detail));
   }
 
   /** @param {Frame} frame */
@@ -668,7 +806,11 @@ export class RealtimeClient extends EventTarget {
   #onError(frame) {
     const pending = typeof frame.ref === "string" ? this.#pending.get(frame.ref) : undefined;
     this.#log("error frame", frame.code, frame.message);
-    if (!pending) return;
+    if (!pending) {
+      // A late refusal of a publish that timed out: nothing was stored, nothing to report.
+      if (typeof frame.ref === "string") this.#lateAcks.take(frame.ref);
+      return;
+    }
     this.#pending.delete(frame.ref);
     if (pending.kind === "ping") {
       this.#unanswered = 0; // refused (rate limited), but the connection is alive
@@ -741,6 +883,7 @@ export class RealtimeClient extends EventTarget {
     push.startTimeout(this.#opts.publishTimeout, () => {
       this.#pending.delete(ref);
       this.#outbox.settle(push);
+      this.#lateAcks.remember(ref, push.topic, push.id); // its ack may still come
     });
   }
 
@@ -764,13 +907,13 @@ export class RealtimeClient extends EventTarget {
   /**
    * @param {State} state
    * @param {string} reason
-   * @param {{code?: number|null, delay?: number}} [extra]
+   * @param {{code?: number|null, delay?: number, cause?: Cause|null}} [extra]
    */
   #setState(state, reason, extra = {}) {
     const previous = this.#state;
     this.#state = state;
     if (previous === state && state !== "reconnecting") return;
-    this.#announce(previous, state, reason, extra.code ?? null, extra.delay ?? null);
+    this.#announce(previous, state, reason, extra.code ?? null, extra.delay ?? null, extra.cause ?? null);
   }
 
   /**
@@ -779,10 +922,12 @@ export class RealtimeClient extends EventTarget {
    * @param {string} reason
    * @param {number|null} code
    * @param {number|null} [delay]
+   * @param {Cause|null} [cause]
    */
-  #announce(previous, state, reason, code, delay = null) {
+  #announce(previous, state, reason, code, delay = null, cause = null) {
+    this.#cause = cause;
     /** @type {StateChange} */
-    const detail = { state, previous, reason, retryAt: state === "reconnecting" ? this.#backoff.retryAt : null, delay, code };
+    const detail = { state, previous, reason, retryAt: state === "reconnecting" ? this.#backoff.retryAt : null, delay, code, cause };
     this.#log(`state ${previous} -> ${state} (${reason})`, delay !== null ? `retry in ${delay} ms` : "");
     this.#emit(detailEvent("statechange", detail));
   }
