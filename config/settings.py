@@ -7,6 +7,7 @@ in-process channel layer; DATABASE_URL and REDIS_URL switch to PostgreSQL and
 Redis.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -304,6 +305,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# METRICS (Prometheus, multiprocess mode: docs/operations.md)
+# ------------------------------------------------------------------------------
+# https://prometheus.github.io/client_python/multiprocess/
+# Every process of a machine writes its samples here; empty it when the service
+# (all its processes) starts. Set before prometheus_client is imported.
+METRICS_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "metrics")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+
+# LOGS: plain text by default; LOG_FORMAT=json for one JSON object per line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+
 # REALTIME (the gateway; PROTOCOL.md defaults)
 # ------------------------------------------------------------------------------
 REALTIME = {
@@ -357,6 +370,10 @@ REALTIME = {
     "MAX_MENTIONS": 10,
     # Seconds a client of `manage.py serve` gets to send a request's headers.
     "HEADER_TIMEOUT_SECONDS": env.float("REALTIME_HEADER_TIMEOUT_SECONDS", default=20.0),
+    # Who may read /metrics besides staff (by session or token): these networks.
+    "METRICS_ALLOWED_NETWORKS": env.list(
+        "REALTIME_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]
+    ),
     # Origins allowed at the handshake besides ALLOWED_HOSTS (full origins).
     "ALLOWED_ORIGINS": env.list("REALTIME_ALLOWED_ORIGINS", default=[]),
 }
@@ -366,8 +383,18 @@ REALTIME = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "realtime.gateway.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "realtime.gateway.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -7,8 +7,11 @@ from the app folders without a `collectstatic` manifest.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-suite-only-secret-key-" + "t" * 40)
+# Metrics of this test run apart from a running server's.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="realtime-test-metrics-")
 
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES, STORAGES

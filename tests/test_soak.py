@@ -8,7 +8,8 @@ cut and one process is SIGTERMed. Every socket checks its streams (in order,
 no gap, no repeat, `recovered: true` on every resubscribe); at the end every
 subscriber must have every offset of its rooms since it first subscribed,
 every acked publish must be stored exactly once at its acked offset, and
-Redis must hold no registry or presence entry once the last socket is gone.
+Redis must hold no registry, presence or connection-count entry once the last
+socket is gone.
 
 `SOAK_SECONDS` (default 60) bounds the faulty part; `make soak` runs 600.
 docs/operations.md ("Soak test") explains the table it prints.
@@ -156,6 +157,8 @@ class Message:
     topic: str
     sends: int = 0
     last_sent: float = 0.0  # time.time() of the last send
+    # Each send and how it ended, for the report of a message stored other than once.
+    history: list[str] = field(default_factory=list)
 
 
 # Clients ---------------------------------------------------------------------
@@ -253,6 +256,7 @@ class Client:
             self.open = False
             if worker is not None:
                 worker.cancel()
+            self.connection_ended()
             for task in list(self.tasks):
                 task.cancel()
             for track in self.tracks.values():
@@ -263,6 +267,9 @@ class Client:
 
     def start_worker(self, ws) -> asyncio.Task | None:
         return None
+
+    def connection_ended(self) -> None:
+        pass
 
     def end(self, how: str) -> None:
         """The churn: close this socket cleanly or abort it (it comes back by itself)."""
@@ -389,6 +396,7 @@ class Publisher(Client):
         self.answer: dict | None = None
         self.answered = asyncio.Event()
         self.numbers = itertools.count()
+        self.messages: list[Message] = []  # every message made, for the report
 
     @property
     def done(self) -> bool:
@@ -401,10 +409,17 @@ class Publisher(Client):
             if self.soak.producing:
                 number = next(self.numbers)
                 topic = random.choice(self.soak.topics)
-                self.queue.append(Message(f"{self.soak.run}-{self.name}-{number}", topic))
+                message = Message(f"{self.soak.run}-{self.name}-{number}", topic)
+                self.messages.append(message)
+                self.queue.append(message)
 
     def start_worker(self, ws) -> asyncio.Task:
         return asyncio.get_running_loop().create_task(self.send_loop(ws))
+
+    def connection_ended(self) -> None:
+        message = self.inflight
+        if message is not None and message.history and self.answer is None:
+            message.history.append(f"connection gone at {time.time():.3f}")
 
     async def send_loop(self, ws) -> None:
         try:
@@ -421,6 +436,10 @@ class Publisher(Client):
                 self.answered.clear()
                 message.sends += 1
                 message.last_sent = time.time()
+                message.history.append(
+                    f"sent at {message.last_sent:.3f} on server {self.server_index} "
+                    f"connection {self.connection_id}"
+                )
                 if message.sends > 1:
                     self.stats.count("resent")
                 await ws.send(
@@ -463,6 +482,7 @@ class Publisher(Client):
         if message is None:
             self.stats.problem(f"{self.name}: ack for nothing sent: {frame}")
             return
+        message.history.append(f"ack {frame.get('offset')} at {time.time():.3f}")
         self.soak.acked_publish(self, message, frame)
         if self.inflight is message:
             self.inflight = None
@@ -857,12 +877,17 @@ async def run_soak(soak: Soak, live_database) -> Report:
     if mismatched:
         failures.append(f"{mismatched} offsets delivered with another message than stored")
     stored_wrong = 0
+    messages = {(m.topic, m.id): m for p in soak.publishers for m in p.messages}
     for (topic, client_id), (offset, user_id) in soak.acked.items():
         offsets = stored.get((topic, client_id, user_id), [])
         if offsets != [offset]:
             stored_wrong += 1
             if stored_wrong <= 10:
-                failures.append(f"{topic} id {client_id} acked at {offset}, stored at {offsets}")
+                stored_at = ", ".join(f"{o} at {created[(topic, o)]:.3f}" for o in offsets)
+                history = "; ".join(messages[(topic, client_id)].history)
+                failures.append(
+                    f"{topic} id {client_id} acked at {offset}, stored {stored_at}; {history}"
+                )
     # Resends answered with the first copy's offset: stored before their last send.
     deduplicated = sum(
         created.get((m.topic, soak.acked[(m.topic, m.id)][0]), 0) < m.last_sent for m in soak.resent

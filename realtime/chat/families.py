@@ -16,6 +16,7 @@ from realtime.chat.payloads import (
 )
 from realtime.chat.selectors import room_visible_to
 from realtime.chat.services import mentions_notify
+from realtime.gateway import metrics
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
 from realtime.gateway.protocol import is_text
 from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, register
@@ -147,4 +148,9 @@ class DashboardTopic(TopicFamily):
         raise Invalid("The dashboard is published by the server only.")
 
     def feed(self, topic: Topic, stats: GatewayStats) -> dict:
-        return {**dashboard_stats(), "delivery_lag_ms": round(stats.delivery_lag_ms, 1)}
+        return {
+            **dashboard_stats(),
+            "delivery_lag_ms": round(stats.delivery_lag_ms, 1),
+            # The machine's counters, as /metrics serves them to Prometheus.
+            "totals": metrics.totals(),
+        }

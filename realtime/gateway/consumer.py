@@ -15,14 +15,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from realtime.gateway import outages, protocol
+from realtime.gateway import logs, metrics, outages, protocol
+from realtime.gateway.database import in_database
 from realtime.gateway.errors import RealtimeError, TooManySubscriptions, Unavailable
 from realtime.gateway.history import catch_up
 from realtime.gateway.hub import Hub, get_hub
+from realtime.gateway.logs import LogLimiter
 from realtime.gateway.presence import get_presence
 from realtime.gateway.protocol import Request
 from realtime.gateway.ratelimit import FloodMeter, TokenBucket
@@ -67,6 +68,11 @@ class SocketState:
     tasks: set[asyncio.Task] = field(default_factory=set)
     closing: bool = False
     cleaned_up: bool = False
+    # Counted in realtime_connections (past the handshake and the cap).
+    admitted: bool = False
+    # The code this server closed with (None: the client closed, or vanished).
+    close_code: int | None = None
+    log_limiter: LogLimiter = field(default_factory=LogLimiter)
 
 
 class RealtimeConsumer(AsyncJsonWebsocketConsumer):
@@ -95,6 +101,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         state.user = self.scope["user"]
         state.session_key = getattr(self.scope.get("session"), "session_key", None)
         state.user_brief = user_brief(state.user) if state.user.is_authenticated else None
+        logs.connection_id.set(state.connection_id)
+        logs.user_id.set(state.user_brief and state.user_brief["id"])
         state.bucket = TokenBucket(
             burst=self.config["RATE_BURST"], rate=self.config["RATE_PER_SECOND"]
         )
@@ -120,8 +128,12 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         )
         if await self.live_state(get_registry().register(state.entry)) is False:
             # Over its connection cap (a Redis outage admits rather than refuses).
+            metrics.handshakes.labels("over_cap").inc()
             await self.close_with(protocol.CLOSE_TOO_MANY_CONNECTIONS)
             return
+        metrics.handshakes.labels("accepted").inc()
+        metrics.connections.labels(self.kind()).inc()
+        state.admitted = True
         await self.send_frame(
             protocol.welcome_frame(
                 connection_id=state.connection_id,
@@ -156,12 +168,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             await self.drop_subscription(name)
         await self.live_state(get_registry().unregister(state.connection_id))
         await state.hub.detach(self)
+        metrics.closes.labels(str(state.close_code or code or 1006)).inc()
+        if state.admitted:
+            metrics.connections.labels(self.kind()).dec()
 
     # Inbound ------------------------------------------------------------------
 
     async def dispatch(self, message):
         # Skips Channels' per-message `aclose_old_connections()` thread hop: every
-        # database call here goes through database_sync_to_async, which does it.
+        # database call here goes through in_database (database_sync_to_async), which does it.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -184,6 +199,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             if self.state.flood.drop():
                 await self.close_with(protocol.CLOSE_FLOODING)
                 return
+            metrics.errors.labels("rate_limited").inc()
             await self.send_frame(
                 protocol.error_frame(
                     "rate_limited",
@@ -194,8 +210,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         content = None
+        logs.topic.set(None)
+        logs.ref.set(None)
         try:
             content = protocol.decode(text_data)
+            if isinstance(content, dict):
+                logs.topic.set(
+                    content.get("topic") if protocol.is_text(content.get("topic")) else None
+                )
+                logs.ref.set(protocol.request_ref(content))
             await self.receive_json(content)
             outages.database.succeeded()
         except RealtimeError as error:
@@ -210,16 +233,26 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 content,
             )
         except Exception:
-            logger.exception("server error on connection %s", self.connection_id)
+            if self.state.log_limiter.allow("server_error"):
+                logger.exception("server error on connection %s", self.connection_id)
             await self.send_error(
                 RealtimeError("The server failed on this request; it was logged."), content
             )
 
     async def receive_json(self, content, **kwargs):
-        request = protocol.parse_request(content)
+        try:
+            request = protocol.parse_request(content)
+        except RealtimeError:
+            metrics.frames_in.labels("invalid").inc()
+            raise
+        metrics.frames_in.labels(request.type).inc()
         await self.handlers[request.type](request)
 
     async def send_error(self, error: RealtimeError, content) -> None:
+        metrics.errors.labels(error.code).inc()
+        if self.state.log_limiter.allow(error.code):
+            # One line per kind of refusal per connection per minute, at most.
+            logger.info("refused with %s: %s", error.code, error.message)
         topic = content.get("topic") if isinstance(content, dict) else None
         await self.send_frame(
             protocol.error_frame(
@@ -238,11 +271,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_subscribe(self, request: Request) -> None:
         topic = self.topic_to_subscribe(request.topic)
-        await database_sync_to_async(authorize_subscribe)(self.state.user, topic)
+        await in_database(authorize_subscribe, self.state.user, topic)
         subscription, renewing = await self.start_subscription(topic)
-        offset, replay, recovered = await database_sync_to_async(catch_up)(
-            topic=topic, since=request.since
-        )
+        offset, replay, recovered = await in_database(catch_up, topic=topic, since=request.since)
         if self.state.closing or self.state.subscriptions.get(topic.name) is not subscription:
             return  # closed, or subscribed again meanwhile: that subscribe answers
         await self.send_frame(
@@ -254,6 +285,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
         )
         subscription.sent = offset if topic.history else None
+        if request.since is not None:
+            metrics.replay_events.observe(len(replay))
         await self.send_replay(replay)
         await self.release_held(subscription)
         if topic.presence:
@@ -272,8 +305,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_publish(self, request: Request) -> None:
         topic = parse_topic(request.topic)
-        publication = await database_sync_to_async(publish_as_of_now)(
-            self.state.user, topic, request.data, client_id=request.client_id
+        publication = await in_database(
+            publish_as_of_now, self.state.user, topic, request.data, client_id=request.client_id
         )
         await self.send_frame(
             protocol.with_ref(
@@ -311,6 +344,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                     del subscriptions[topic.name]
                 raise
             await self.topics_changed()
+            metrics.subscriptions.labels(topic.family.name).inc()
         return subscription, renewing
 
     async def send_replay(self, replay: list[dict]) -> None:
@@ -344,6 +378,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         subscription = state.subscriptions.pop(name, None)
         if subscription is None:
             return
+        metrics.subscriptions.labels(subscription.topic.family.name).dec()
         await state.hub.leave(name, self)
         if not state.closing:
             await self.topics_changed()
@@ -361,10 +396,12 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def live_state(self, operation):
         """Await a registry or presence operation; a Redis outage must not end the socket."""
         try:
-            return await operation
-        except Exception:
-            logger.warning("live state unavailable (Redis down?)", exc_info=True)
+            result = await operation
+        except Exception as exc:
+            outages.redis.failed(exc)
             return None
+        outages.redis.succeeded()
+        return result
 
     # Outbound (called by the hub) -------------------------------------------
 
@@ -376,6 +413,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         if subscription.held is not None:
             subscription.held.append((offset, event))
             if len(subscription.held) > self.config["MAX_BACKLOG"]:
+                metrics.shed.inc()
                 await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
             return
         if offset is not None:
@@ -400,6 +438,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         if wire is None or wire.unwritten_bytes() <= self.config["MAX_BACKLOG_BYTES"]:
             return False
         dropped = wire.discard_unsent()
+        metrics.shed.inc()
         logger.info(
             "shedding slow connection %s (%d bytes unwritten, %d dropped)",
             self.connection_id,
@@ -447,13 +486,13 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def verify_session(self) -> None:
         """Close with 4401 once the session behind this socket has ended."""
         state = self.state
-        valid = await database_sync_to_async(session_still_valid)(
-            session_key=state.session_key, user_id=state.user_brief["id"]
+        valid = await in_database(
+            session_still_valid, session_key=state.session_key, user_id=state.user_brief["id"]
         )
         if not valid:
             await self.close_with(protocol.CLOSE_SESSION_ENDED)
             return
-        expires_at = await database_sync_to_async(session_expires_at)(session_key=state.session_key)
+        expires_at = await in_database(session_expires_at, session_key=state.session_key)
         if expires_at is not None:
             self.later(self.seconds_until(expires_at), self.verify_session)
 
@@ -470,7 +509,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         topics = [sub.topic for n in names if (sub := self.state.subscriptions.get(n))]
         if not topics:
             return
-        refused = await database_sync_to_async(subscriptions_refused)(self.state.user, topics)
+        refused = await in_database(subscriptions_refused, self.state.user, topics)
         for name, error in refused.items():
             if name in self.state.subscriptions:
                 await self.drop_subscription(name)
@@ -519,4 +558,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def close_with(self, code: int) -> None:
         if not self.state.closing:
             self.state.closing = True
+            self.state.close_code = code
+            if code != protocol.CLOSE_RESTART:  # a restart closes every socket at once
+                logger.info("closing connection %s with %s", self.connection_id, code)
             await self.close(code=code)
+
+    def kind(self) -> str:
+        return "authenticated" if self.state.user_brief else "anonymous"

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from realtime.gateway import outages, protocol
+from realtime.gateway import metrics, outages, protocol
 from realtime.gateway.backends import PerLoop
 from realtime.gateway.control import CONTROL_GROUP, group_name, send_topic_frame
+from realtime.gateway.database import in_database
 from realtime.gateway.errors import Unavailable
 from realtime.gateway.history import event_frame, events_between, topic_offset, topic_offsets
 from realtime.gateway.ordering import OffsetOrder
@@ -153,6 +153,7 @@ class Hub:
             await self.layer.group_add(group_name(topic.name), self.channel)
         except Exception as exc:
             self.layer_suspect = True
+            metrics.backend_failures.labels("channel_layer").inc()
             await self.discard_group(topic.name)
             logger.warning("channel layer refused joining %s: %r", topic.name, exc)
             raise Unavailable("The message broker is unavailable; try again.") from exc
@@ -160,7 +161,7 @@ class Hub:
         if topic.history:
             # Everything up to here is in the database; later events come by the group.
             try:
-                delivered = await database_sync_to_async(topic_offset)(topic.name)
+                delivered = await in_database(topic_offset, topic.name)
             except Exception as exc:
                 await self.discard_group(topic.name)
                 raise Unavailable("The database is unavailable; try again.") from exc
@@ -225,7 +226,7 @@ class Hub:
             try:
                 stats = GatewayStats(delivery_lag_ms=self.lag_ms)
                 self.lag_ms = 0.0
-                data = await database_sync_to_async(topic.family.feed)(topic, stats)
+                data = await in_database(topic.family.feed, topic, stats)
                 frame = event_frame(topic.name, None, protocol.now_iso(), data)
                 await self.fan_out(route, None, protocol.encode(frame))
             except Exception:
@@ -271,6 +272,7 @@ class Hub:
             except Exception:
                 # Redis went away: keep the sockets, retry; offsets fill the gap later.
                 self.layer_suspect = True
+                metrics.backend_failures.labels("channel_layer").inc()
                 logger.warning("channel layer receive failed; retrying", exc_info=True)
                 await asyncio.sleep(1)
                 continue
@@ -297,8 +299,9 @@ class Hub:
         if route is None:
             return
         text = protocol.encode(event_frame(topic, offset, message["ts"], message["data"]))
-        lag_ms = (datetime.now(UTC) - datetime.fromisoformat(message["ts"])).total_seconds() * 1000
-        self.lag_ms = max(self.lag_ms, lag_ms)
+        lag = (datetime.now(UTC) - datetime.fromisoformat(message["ts"])).total_seconds()
+        metrics.delivery_lag_seconds.observe(max(lag, 0.0))
+        self.lag_ms = max(self.lag_ms, lag * 1000)
         if route.order is None:
             await self.fan_out(route, offset, text)
         else:
@@ -306,7 +309,7 @@ class Hub:
 
     async def load(self, topic: str, after: int, before: int) -> list[tuple[int, str]]:
         """Stored events between two offsets, encoded (OffsetOrder's loader)."""
-        frames = await database_sync_to_async(events_between)(topic, after, before)
+        frames = await in_database(events_between, topic, after, before)
         return [(frame["offset"], protocol.encode(frame)) for frame in frames]
 
     async def sweep(self) -> None:
@@ -326,7 +329,7 @@ class Hub:
             if not orders:
                 continue
             try:
-                latest = await database_sync_to_async(topic_offsets)(list(orders))
+                latest = await in_database(topic_offsets, list(orders))
                 for topic, offset in latest.items():
                     await orders[topic].catch_up_to(offset)
             except outages.DATABASE_DOWN as exc:
@@ -341,7 +344,9 @@ class Hub:
         the event all the same.
         """
         event = Outgoing(text)
-        for connection in tuple(route.subscribers):
+        subscribers = tuple(route.subscribers)
+        metrics.deliveries.inc(len(subscribers))
+        for connection in subscribers:
             try:
                 await connection.offer_event(route.topic.name, offset, event)
             except Exception:

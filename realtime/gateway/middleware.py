@@ -10,10 +10,10 @@ ASGI middleware of the WebSocket route.
 """
 
 from channels.auth import AuthMiddleware
-from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 
-from realtime.gateway import outages
+from realtime.gateway import metrics, outages
+from realtime.gateway.database import in_database
 from realtime.gateway.sessions import user_of_session
 from realtime.gateway.transport import refuse_handshake, socket_of
 
@@ -22,7 +22,7 @@ class SessionUserMiddleware(AuthMiddleware):
     """`scope["user"]`: the user the session signs in, checked like Django's views do."""
 
     async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await database_sync_to_async(user_of_session)(scope["session"])
+        scope["user"]._wrapped = await in_database(user_of_session, scope["session"])
 
 
 def AuthMiddlewareStack(inner):
@@ -43,4 +43,5 @@ class OutageGuard:
             if wire is not None and not wire.is_connecting():
                 raise  # after the handshake: the consumer's to answer
             outages.database.failed(exc)
+            metrics.handshakes.labels("unavailable").inc()
             await refuse_handshake(send, 503, "Service Unavailable")

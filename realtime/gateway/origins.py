@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from channels.security.websocket import WebsocketDenier
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime.gateway import metrics
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -80,5 +82,6 @@ class OriginCheck:
         origin = headers.get(b"origin", b"").decode("latin1") or None
         host = headers.get(b"host", b"").decode("latin1") or None
         if scope["type"] == "websocket" and not self.rule.allows(origin, host):
+            metrics.handshakes.labels("origin_refused").inc()
             return await WebsocketDenier()(scope, receive, send)
         return await self.inner(scope, receive, send)

@@ -9,6 +9,8 @@ import time
 
 from django.db import InterfaceError, OperationalError
 
+from realtime.gateway import metrics
+
 logger = logging.getLogger(__name__)
 
 # Database errors that mean "cannot reach it now", not "this query is wrong".
@@ -31,6 +33,7 @@ class Outage:
         """Count a failure; log it when it starts an outage (or a quiet period passed)."""
         now = self.clock()
         self.failures += 1
+        metrics.backend_failures.labels(self.what).inc()
         if self.down_since is None:
             self.down_since = now
         if self.last_logged is None or now - self.last_logged >= self.quiet_seconds:
@@ -58,5 +61,7 @@ class Outage:
 
 
 database = Outage("database")
+# Redis for the live state (registry, presence, caps).
+redis = Outage("redis")
 # Django's cache (Redis when REDIS_URL is set): throttles and lockouts fail open.
 cache = Outage("cache")

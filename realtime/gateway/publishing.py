@@ -8,6 +8,7 @@ when the transaction commits, never for a rolled-back one.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone
 
+from realtime.gateway import metrics
 from realtime.gateway.control import send_event
 from realtime.gateway.history import events_prune
 from realtime.gateway.models import Event
@@ -53,6 +55,7 @@ def publish(
     if not isinstance(topic, Topic):
         topic = parse_topic(topic)
     cleaned = topic.family.clean(topic, data)
+    started = time.perf_counter()
     with transaction.atomic():
         if topic.history and client_id is not None and publisher is not None:
             earlier = (
@@ -93,6 +96,8 @@ def publish(
             topic=topic.name, offset=offset, ts=created_at.isoformat(), data=event_data
         )
         transaction.on_commit(lambda: broadcast(publication))
+    metrics.publish_seconds.observe(time.perf_counter() - started)
+    metrics.publishes.labels(topic.family.name).inc()
     return publication
 
 

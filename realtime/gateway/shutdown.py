@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from realtime.gateway import metrics
 from realtime.gateway.hub import running_hub
 from realtime.gateway.protocol import CLOSE_RESTART
 from realtime.gateway.transport import log_capabilities
@@ -87,8 +88,9 @@ class GracefulShutdown:
             # The sockets' presence leaves, batched, must go out before we do.
             if hub is not None:
                 await hub.flush_all_presence()
-            # Nothing of this process stays in the shared live state.
+            # Nothing of this process stays in the shared live state or the metrics' sums.
             await forget_this_process()
+            metrics.process_exited()
         except Exception:
             logger.exception("cleaning up the live state failed")
         self.stop()

@@ -10,10 +10,11 @@ renewing theirs. A graceful shutdown removes this process's own keys.
 
 import asyncio
 import logging
+import socket
 
 from django.conf import settings
 
-from realtime.gateway import protocol
+from realtime.gateway import metrics, protocol
 from realtime.gateway.control import send_topic_frame
 from realtime.gateway.presence import get_presence
 from realtime.gateway.registry import LIVE, get_registry
@@ -88,6 +89,10 @@ async def upkeep_once(*, reap: bool) -> None:
             for entry in entries:
                 await presence_leave_all(entry)
             await get_presence().forget_process(server)
+            metrics.reaped.inc()
+            host, _, pid = server.rpartition(":")
+            if host == socket.gethostname() and pid.isdigit():
+                metrics.process_exited(int(pid))  # its live gauges leave the sums
 
 
 async def keep_live_state() -> None:

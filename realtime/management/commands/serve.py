@@ -14,6 +14,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from realtime.gateway import metrics
 from realtime.gateway.shutdown import GracefulShutdown, install_once
 from realtime.gateway.transport import limit_header_time, log_capabilities
 
@@ -86,10 +87,11 @@ class Command(BaseCommand):
             proxy_forwarded_address_header="X-Forwarded-For" if options["proxy_headers"] else None,
             proxy_forwarded_port_header="X-Forwarded-Port" if options["proxy_headers"] else None,
             proxy_forwarded_proto_header="X-Forwarded-Proto" if options["proxy_headers"] else None,
-            ready_callable=lambda: self.stdout.write(f"Serving on {where} (pid {os.getpid()})"),
+            ready_callable=lambda: logger.info("Serving on %s (pid %d)", where, os.getpid()),
             verbosity=1,
         )
         log_capabilities()
+        metrics.forget_dead_processes()
         shutdown = GracefulShutdown(
             grace=options["grace"],
             stop_listening=lambda: [port.stopListening() for port in server.ports],
