@@ -148,3 +148,36 @@ async def test_two_processes_are_counted_once_by_one_scrape(
     finally:
         a.stop()
         b.stop()
+
+
+def test_the_alerts_and_the_dashboard_name_only_metrics_that_exist():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from realtime.gateway import metrics
+
+    root = Path(__file__).resolve().parent.parent
+    alerts = yaml.safe_load((root / "deploy/prometheus/alerts.yml").read_text())
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    assert {rule["alert"] for rule in rules} >= {
+        "RealtimeNoHealthyProcess",
+        "RealtimeDeliveryLagHigh",
+        "RealtimeErrorRateHigh",
+        "RealtimeSheddingHigh",
+        "RealtimeProcessReaped",
+    }
+    dashboard = json.loads((root / "deploy/grafana/realtime.json").read_text())
+    expressions = [rule["expr"] for rule in rules] + [
+        target["expr"] for panel in dashboard["panels"] for target in panel["targets"]
+    ]
+    defined = {
+        value._name
+        for value in vars(metrics).values()
+        if hasattr(value, "_name") and hasattr(value, "_type")
+    }
+    for expression in expressions:
+        for name in re.findall(r"realtime_[a-z_]+", expression):
+            base = re.sub(r"_(bucket|count|sum|total)$", "", name)
+            assert base in defined or name in defined, (name, expression)
