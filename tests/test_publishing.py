@@ -111,10 +111,34 @@ def test_refused_publications_store_nothing(room, user, topic, data, error):
 def test_a_client_that_comes_back_gets_exactly_what_it_missed(room, user):
     for n in range(5):
         publish("room:general", {"text": f"m{n}"}, publisher=user)
-    replay, recovered = events_since("room:general", 2)
-    assert recovered is True
+    replay, recovered, latest = events_since("room:general", 2)
+    assert (recovered, latest) == (True, 5)
     assert [frame["offset"] for frame in replay] == [3, 4, 5]
-    assert events_since("room:general", 5) == ([], True)
-    assert events_since("room:general", 9) == ([], False)  # another history
+    assert events_since("room:general", 5) == ([], True, 5)
+    assert events_since("room:general", 9) == ([], False, 5)  # another history
     latest, replay, recovered = catch_up(topic=parse_topic("room:general"), since=None)
     assert (latest, replay, recovered) == (5, [], True)
+
+
+def test_a_resubscribe_at_the_latest_offset_starts_there_though_one_commits_meanwhile(
+    room, user, monkeypatch
+):
+    """The event committed right after the offset is read comes live: it must not be skipped."""
+    from realtime.gateway import history
+
+    for n in range(3):
+        publish("room:general", {"text": f"m{n}"}, publisher=user)
+    read = history.topic_offset
+    committed = []
+
+    def read_then_someone_commits(topic):
+        offset = read(topic)
+        if not committed:
+            committed.append(publish("room:general", {"text": "just now"}, publisher=user))
+        return offset
+
+    monkeypatch.setattr(history, "topic_offset", read_then_someone_commits)
+    latest, replay, recovered = catch_up(topic=parse_topic("room:general"), since=3)
+    # Subscribed at 3, so the live event 4 is delivered, not dropped as already seen.
+    assert (latest, replay, recovered) == (3, [], True)
+    assert committed[0].offset == 4

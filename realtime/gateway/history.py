@@ -28,27 +28,30 @@ def topic_offsets(topics: list[str]) -> dict[str, int]:
     return {topic: found.get(topic, 0) for topic in topics}
 
 
-def events_since(topic: str, since: int) -> tuple[list[dict], bool]:
+def events_since(topic: str, since: int) -> tuple[list[dict], bool, int]:
     """
-    The retained events after offset `since` as event frames, and whether that
-    is everything the client missed (False: some were pruned, or more than
-    REALTIME_MAX_REPLAY were missed; nothing returned).
+    The retained events after offset `since` as event frames, whether that is
+    everything the client missed (False: some were pruned, or more than
+    REALTIME_MAX_REPLAY were missed; nothing returned), and the offset the
+    subscription starts after: the last replayed, else the latest offset as
+    read here, once (an event committed after this read comes live).
     """
     latest = topic_offset(topic)
     if since > latest:
-        return [], False
+        return [], False, latest
     if since == latest:
-        return [], True
+        return [], True, latest
     if latest - since > settings.REALTIME["MAX_REPLAY"]:
-        return [], False  # too much missed: the client reloads its state over REST
+        return [], False, latest  # too much missed: the client reloads its state over REST
     events = list(
         Event.objects.filter(topic=topic, offset__gt=since)
         .order_by("offset")
         .values_list("offset", "created_at", "data")
     )
     if not events or events[0][0] != since + 1:
-        return [], False
-    return [event_frame(topic, offset, ts.isoformat(), data) for offset, ts, data in events], True
+        return [], False, latest
+    frames = [event_frame(topic, offset, ts.isoformat(), data) for offset, ts, data in events]
+    return frames, True, frames[-1]["offset"]
 
 
 def events_between(topic: str, after: int, before: int) -> list[dict]:
@@ -69,8 +72,7 @@ def catch_up(*, topic: Topic, since: int | None) -> tuple[int | None, list, bool
         return None, [], since is None or since == 0
     if since is None:
         return topic_offset(topic.name), [], True
-    replay, recovered = events_since(topic.name, since)
-    latest = replay[-1]["offset"] if replay else topic_offset(topic.name)
+    replay, recovered, latest = events_since(topic.name, since)
     return latest, replay, recovered
 
 

@@ -248,8 +248,13 @@ class Hub:
     async def flush_presence(self, topic: str) -> None:
         batch = self.presence_pending.pop(topic, None)
         diff = batch.diff() if batch else None
-        if diff is not None:
+        if diff is None:
+            return
+        try:
             await send_topic_frame(topic, protocol.presence_diff_frame(topic, *diff))
+        except Exception as exc:
+            # The broker is down: this diff is lost; newcomers still get presence_state.
+            outages.channel_layer.failed(exc)
 
     async def flush_all_presence(self) -> None:
         """Send the presence diffs still waiting for their batch (before exiting)."""

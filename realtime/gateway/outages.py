@@ -63,5 +63,7 @@ class Outage:
 database = Outage("database")
 # Redis for the live state (registry, presence, caps).
 redis = Outage("redis")
+# The channel layer (Redis when REDIS_URL is set): broadcasts and frames to other processes.
+channel_layer = Outage("channel_layer")
 # Django's cache (Redis when REDIS_URL is set): throttles and lockouts fail open.
 cache = Outage("cache")

@@ -16,7 +16,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone
 
-from realtime.gateway import metrics
+from realtime.gateway import metrics, outages
 from realtime.gateway.control import send_event
 from realtime.gateway.history import events_prune
 from realtime.gateway.models import Event
@@ -58,6 +58,10 @@ def publish(
     started = time.perf_counter()
     with transaction.atomic():
         if topic.history and client_id is not None and publisher is not None:
+            # Take the topic's lock before looking for an earlier publish with this
+            # id: a resend racing its original (on another process) waits for its
+            # commit and then finds it, rather than both being stored.
+            lock_sequence(topic.name)
             earlier = (
                 Event.objects.filter(
                     topic=topic.name,
@@ -118,9 +122,22 @@ def broadcast(publication: Publication) -> None:
         async_to_sync(send_event)(
             publication.topic, publication.offset, publication.ts, publication.data
         )
-    except Exception:
-        # Stored already: subscribers recover it by offset once the layer is back.
-        logger.exception("channel layer refused %s#%s", publication.topic, publication.offset)
+    except Exception as exc:
+        # Stored already: the hubs fill it in by offset once the layer is back.
+        outages.channel_layer.failed(exc)
+    else:
+        outages.channel_layer.succeeded()
+
+
+def lock_sequence(topic: str) -> None:
+    """Lock the topic's sequence row (made if missing) until the transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO realtime_topicsequence (topic, last_offset) VALUES (%s, 0) "
+            "ON CONFLICT (topic) DO UPDATE "
+            "SET last_offset = realtime_topicsequence.last_offset",
+            [topic],
+        )
 
 
 def next_offset(topic: str) -> int:
