@@ -7,7 +7,6 @@ topic, under the topic's sequence row lock), stores it with what it stands for
 when the transaction commits, never for a rolled-back one.
 """
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,8 +20,6 @@ from realtime.gateway.control import send_event
 from realtime.gateway.history import events_prune
 from realtime.gateway.models import Event
 from realtime.gateway.topics import Topic, parse_topic
-
-logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 PRUNE_EVERY = 200  # offsets between two prunes of a topic's history
