@@ -14,6 +14,7 @@ The hub holds connections and routes and fans out; offset ordering is
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,14 @@ logger = logging.getLogger(__name__)
 SWEEP_SECONDS = 3.0
 REJOIN_EVERY = 10  # sweeps between two rejoins of every group when nothing failed
 PRESENCE_BATCH_SECONDS = 0.05
+
+
+def process_task(coroutine) -> asyncio.Task:
+    """
+    A task of the process, not of the socket that happened to start it: with
+    fresh context variables, so its log lines carry no connection's ids.
+    """
+    return asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
 
 
 class LocalConnection(Protocol):
@@ -89,7 +98,6 @@ class Hub:
     async def attach(self, connection: LocalConnection) -> None:
         async with self.ready:
             if self.reader is None or self.reader.done():
-                loop = asyncio.get_running_loop()
                 self.channel = await self.layer.new_channel(prefix="hub.")
                 try:
                     await self.layer.group_add(CONTROL_GROUP, self.channel)
@@ -97,9 +105,9 @@ class Hub:
                     # The sweep joins it once the broker is back.
                     self.layer_suspect = True
                     logger.warning("channel layer unavailable: control group not joined yet")
-                self.reader = loop.create_task(self.read())
-                self.sweeper = loop.create_task(self.sweep())
-                self.keeper = loop.create_task(keep_live_state())
+                self.reader = process_task(self.read())
+                self.sweeper = process_task(self.sweep())
+                self.keeper = process_task(keep_live_state())
         self.connections[connection.connection_id] = connection
 
     async def detach(self, connection: LocalConnection) -> None:
@@ -172,7 +180,7 @@ class Hub:
                 deliver=lambda offset, text: self.fan_out(route, offset, text),
             )
         if topic.family.feed_interval is not None:
-            route.feeder = asyncio.get_running_loop().create_task(self.feed(route))
+            route.feeder = process_task(self.feed(route))
         return route
 
     async def discard_group(self, topic: str) -> None:
@@ -262,7 +270,7 @@ class Hub:
             await self.flush_presence(topic)
 
     def background(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
+        task = process_task(coroutine)
         self.background_tasks.add(task)
         task.add_done_callback(self.background_tasks.discard)
 
