@@ -252,6 +252,9 @@ class Client:
         except TimeoutError:
             self.stats.problem(f"{self.name}: no welcome within 10 s")
             ws.transport.abort()
+        except Exception as exc:  # a frame the checks could not read: say so, carry on
+            self.stats.problem(f"{self.name}: {exc!r}")
+            ws.transport.abort()
         finally:
             self.open = False
             if worker is not None:
@@ -737,6 +740,7 @@ def cluster(live_database, require_postgres, private_redis):
             DATABASE_URL=through_proxy,
             REALTIME_REDIS_PREFIX=PREFIX,
             REALTIME_ALIVE_SECONDS=str(ALIVE_SECONDS),
+            LOG_FORMAT="plain",  # what the log summary reads
         )
         for _ in range(2)
     ]
