@@ -113,7 +113,18 @@ def people(browser, daphne_server, live_database):
 
 
 def badge(page):
+    """The words of the page's one connection status (its live region: changes rarely)."""
     return page.locator("[data-connection-badge]")
+
+
+def connection_status(page):
+    """The whole connection status in the header: the words, the countdown, the buttons."""
+    return page.locator("[data-connection-status]")
+
+
+def outbox(page):
+    """The messages this page sent that are not shown as stored yet (pending, failed)."""
+    return page.locator("[data-outbox] > li")
 
 
 def messages(page):

@@ -3,7 +3,10 @@
  * page.js: what every page's script shares. One `RealtimeClient` per page
  * (`client`), shared by all widgets (notifications bell, announcements, the
  * room, the dashboard); helpers to read server data (`json_script`), call the
- * REST API with the CSRF header, and keep connection badges in words.
+ * REST API with the CSRF header; the one connection status in the header
+ * (words, a countdown, "Reconnect now" while waiting, "Reload" once closed
+ * for good) and, when the session ends (4401), the removal of everything
+ * private on the page in favour of a sign-in prompt.
  *
  * Imported by the pages' entry modules (site.js, room.js, dashboard.js), never
  * loaded with its own <script> tag, so that the page has exactly one instance.
@@ -95,64 +98,190 @@ export function appendWithMentions(parent, text, me = "") {
   if (position < text.length) parent.appendChild(document.createTextNode(text.slice(position)));
 }
 
-const OFFLINE_TEXT = "Offline — messages will be sent when you're back";
+// ---- the connection status --------------------------------------------------
+//
+// One status in the header of every page (base.html), in words: `[data-connection-badge]`
+// is its live region (`role="status"`, `aria-live="polite"`) and changes only when the
+// kind of trouble changes; the countdown (`[data-connection-detail]`) is outside it, so
+// a screen reader hears "Can't reach the server" once, not every second.
+
+export const OFFLINE_TEXT = "Offline — messages will be sent when you're back";
+
+/** The words of a close that stays closed, by the client's `reason`. */
 const CLOSED_TEXT = {
   signed_out: "Signed out",
   disconnected_by_admin: "Disconnected by an administrator",
   too_many_connections: "Too many open connections — close some tabs, then reload",
+  binary_frame: "Disconnected after an error",
+  frame_too_large: "Disconnected: a message was too large",
+  normal_closure: "Disconnected by the server",
 };
 
-/** What the badge says now, and its class. */
-function badgeState() {
-  const state = client.state;
-  const offline = typeof navigator !== "undefined" && navigator.onLine === false;
-  if (state === "open") return { text: "Live", kind: "live" };
-  if (state === "closed") {
-    const reason = lastChange ? lastChange.reason : "";
-    return { text: CLOSED_TEXT[/** @type {keyof CLOSED_TEXT} */ (reason)] || "Disconnected", kind: "closed" };
-  }
-  if (offline || client.pendingPublishes > 0) return { text: OFFLINE_TEXT, kind: "offline" };
-  if (state === "reconnecting" && client.retryAt) {
-    const seconds = Math.ceil((client.retryAt - Date.now()) / 1000);
-    if (seconds > 0) return { text: `Reconnecting in ${seconds} s…`, kind: "reconnecting" };
-    return { text: "Reconnecting…", kind: "reconnecting" };
-  }
-  if (state === "connecting" && lastChange && lastChange.reason !== "initial") {
-    return { text: "Reconnecting…", kind: "reconnecting" };
-  }
-  return { text: "Connecting…", kind: "connecting" };
-}
+/**
+ * The connection as the page understands it, from the client's last `statechange`.
+ * `problem` is why it is not open (`offline`, `restarting`, `unreachable`, `closed`),
+ * kept through the retries of one outage; null while live or on the first connect.
+ * @typedef {{state: string, reason: string, cause: string|null, code: number|null,
+ *   problem: "offline"|"restarting"|"unreachable"|"closed"|null, text: string}} Connection
+ */
 
-/** @type {{state: string, reason: string} | null} */
-let lastChange = null;
+/** @type {Connection} */
+let connection = { state: client.state, reason: "initial", cause: null, code: null, problem: null, text: "Connecting…" };
+/** The person clicked "Reconnect now" while an attempt was running: try again at once if it fails. */
+let reconnectAsked = false;
 /** @type {any} */
 let ticker = null;
 
-/** Bring every `[data-connection-badge]` (and the signed-out notes) up to date. */
-export function refreshBadges() {
-  const { text, kind } = badgeState();
-  for (const badge of document.querySelectorAll("[data-connection-badge]")) {
+/** The page's view of the connection (read it in a `statechange` listener: page.js's runs first). */
+export function connectionState() {
+  return connection;
+}
+
+/**
+ * Fold a `statechange` detail into `connection`.
+ * @param {{state: string, reason: string, cause?: string|null, code?: number|null}} detail
+ */
+function understand(detail) {
+  const { state, reason } = detail;
+  const cause = detail.cause ?? null;
+  const code = detail.code ?? null;
+  /** @type {Connection["problem"]} */
+  let problem = connection.problem;
+  let text = connection.text;
+  if (state === "open") {
+    problem = null;
+    text = "Live";
+  } else if (state === "closed") {
+    problem = "closed";
+    text = CLOSED_TEXT[/** @type {keyof CLOSED_TEXT} */ (reason)] || "Disconnected";
+  } else if (state === "reconnecting") {
+    if (cause === "offline") {
+      problem = "offline";
+      text = OFFLINE_TEXT;
+    } else if (cause === "closed" && code === 4012) {
+      problem = "restarting";
+      text = "The server is restarting";
+    } else if (cause === "closed") {
+      problem = "unreachable";
+      text = "The server closed the connection";
+    } else {
+      problem = "unreachable";
+      text = "Can't reach the server";
+    }
+  } else if (reason === "initial") {
+    problem = null;
+    text = "Connecting…";
+  } else if (problem === null || problem === "offline") {
+    // Back online (or a drop noticed only now): trying.
+    problem = null;
+    text = "Reconnecting…";
+  } // else: a retry during an outage keeps the outage's words; the detail says "trying now…"
+  connection = { state, reason, cause, code, problem, text };
+}
+
+/** The countdown and the like, beside the words (not announced). */
+function detailText() {
+  const { state, problem } = connection;
+  if (state === "reconnecting" && problem !== "offline") {
+    const verb = problem === "restarting" ? "reconnecting" : "retrying";
+    const retryAt = client.retryAt;
+    const seconds = retryAt ? Math.ceil((retryAt - Date.now()) / 1000) : 0;
+    return seconds > 0 ? `— ${verb} in ${seconds} s` : `— ${verb}…`;
+  }
+  if (state === "connecting" && problem !== null) return "— trying now…";
+  return "";
+}
+
+/** @param {string} selector */
+function all(selector) {
+  return /** @type {HTMLElement[]} */ (Array.from(document.querySelectorAll(selector)));
+}
+
+/** Bring the connection status (and the signed-out state of the page) up to date. */
+export function refreshStatus() {
+  const { state, problem, text, reason } = connection;
+  const kind = state === "open" ? "live" : problem ?? "connecting";
+  for (const status of all("[data-connection-status]")) {
+    status.hidden = false;
+    status.dataset.state = kind;
+  }
+  for (const badge of all("[data-connection-badge]")) {
     if (badge.textContent !== text) badge.textContent = text;
-    badge.setAttribute("data-state", kind);
+    badge.dataset.state = kind;
   }
-  const signedOut = client.state === "closed" && lastChange?.reason === "signed_out";
-  for (const note of document.querySelectorAll("[data-signed-out-note]")) {
-    /** @type {HTMLElement} */ (note).hidden = !signedOut;
+  const detail = detailText();
+  for (const element of all("[data-connection-detail]")) {
+    if (element.textContent !== detail) element.textContent = detail;
+    element.hidden = detail === "";
   }
-  // Count down while waiting (and notice queued publishes); stop once live or closed.
-  const waiting = client.state === "reconnecting" || client.state === "connecting";
-  if (waiting && ticker === null) ticker = setInterval(refreshBadges, 250);
+  const waiting = state === "reconnecting" || (state === "connecting" && problem !== null);
+  for (const button of all("[data-reconnect-now]")) button.hidden = !waiting;
+  for (const button of all("[data-reload]")) button.hidden = state !== "closed";
+  if (state === "closed" && reason === "signed_out") showSignedOut();
+  // Count down while waiting; stop once live or closed.
+  if (waiting && ticker === null) ticker = setInterval(refreshStatus, 250);
   if (!waiting && ticker !== null) {
     clearInterval(ticker);
     ticker = null;
   }
 }
 
+let signedOutShown = false;
+
+/**
+ * The session ended (4401): nothing private stays on the page. Every
+ * `[data-private]` element (the header's bell, name and sign-out button, the
+ * page's main content) and the page's JSON data go; the `[data-signed-out]`
+ * sign-in prompts appear, their `[data-sign-in]` links to the login page
+ * with `next` = this page.
+ */
+function showSignedOut() {
+  if (signedOutShown) return;
+  signedOutShown = true;
+  for (const element of all("[data-private]")) element.remove();
+  for (const element of all('script[type="application/json"]')) element.remove();
+  // Back to this page after signing in (`next` written like Django's own: slashes kept).
+  const next = encodeURIComponent(location.pathname + location.search).replace(/%2F/gi, "/");
+  for (const link of all("a[data-sign-in]")) {
+    const url = new URL(/** @type {HTMLAnchorElement} */ (link).href);
+    link.setAttribute("href", `${url.pathname}?next=${next}`);
+  }
+  for (const element of all("[data-signed-out]")) element.hidden = false;
+  document.title = "Signed out · Realtime";
+}
+
+function wireButtons() {
+  for (const button of all("[data-reconnect-now]")) {
+    button.addEventListener("click", () => {
+      if (client.state === "reconnecting") client.reconnectNow();
+      else reconnectAsked = true; // an attempt is running: if it fails, try again at once
+    });
+  }
+  for (const button of all("[data-reload]")) button.addEventListener("click", () => location.reload());
+}
+
 client.addEventListener("statechange", (event) => {
-  lastChange = /** @type {CustomEvent} */ (event).detail;
-  refreshBadges();
+  const detail = /** @type {CustomEvent} */ (event).detail;
+  understand(detail);
+  if (detail.state !== "connecting" && detail.state !== "reconnecting") reconnectAsked = false;
+  refreshStatus();
+  if (detail.state === "reconnecting" && reconnectAsked) {
+    reconnectAsked = false;
+    // After every listener has seen this change, not in the middle of it.
+    setTimeout(() => client.reconnectNow(), 0);
+  }
 });
-window.addEventListener("online", refreshBadges);
-window.addEventListener("offline", refreshBadges);
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", refreshBadges);
-else refreshBadges();
+
+// A client made while the browser reports offline starts `reconnecting` before
+// this module could listen to it.
+if (client.state !== "connecting") {
+  const offline = typeof navigator !== "undefined" && navigator.onLine === false;
+  understand({ state: client.state, reason: offline ? "offline" : "retry", cause: offline ? "offline" : "unreachable" });
+}
+
+function start() {
+  wireButtons();
+  refreshStatus();
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();

@@ -3,10 +3,14 @@
  * room.js: a room page. The server rendered the recent history; this module
  * subscribes to `room:<slug>` from the last rendered offset (so nothing in
  * between is lost or doubled), shows live messages, who is online, and sends
- * messages (pending until their ack, marked when they fail, with a retry).
+ * messages: each gets a client id when typed and keeps it, so a message is
+ * stored once however often it is sent (a resend after a reconnect, a
+ * "Retry"). It shows as pending (queued while the connection is down) until
+ * its ack, as failed when refused or unanswered, and as sent when an ack
+ * comes, late ones included (`publishacked`).
  * @module room
  */
-import { api, appendWithMentions, client, formatTime, readJson, refreshBadges } from "./page.js";
+import { api, appendWithMentions, client, connectionState, formatTime, readJson } from "./page.js";
 
 /** @type {{slug: string, topic: string, last_offset: number, messages_url: string, me: {id: number, username: string}}} */
 const room = readJson("room-data");
@@ -17,8 +21,17 @@ const form = /** @type {HTMLFormElement} */ (document.querySelector("[data-send-
 const input = /** @type {HTMLTextAreaElement} */ (form.querySelector("textarea"));
 const presenceList = /** @type {HTMLUListElement} */ (document.querySelector("[data-presence]"));
 const presenceCount = /** @type {HTMLElement} */ (document.querySelector("[data-presence-count]"));
+const presenceNote = /** @type {HTMLElement} */ (document.querySelector("[data-presence-note]"));
 
-/** Sent messages whose ack came before their event: offset -> pending item. */
+/**
+ * A message typed here and not yet shown as stored.
+ * @typedef {{id: string, text: string, item: HTMLLIElement, status: HTMLElement, meta: HTMLElement,
+ *   state: "pending"|"failed"|"sent", code: string|null}} Draft
+ */
+
+/** Messages typed here, not shown as stored yet: client id -> draft. */
+const drafts = new Map();
+/** Sent messages whose ack came before their event: offset -> draft (the event replaces it). */
 const ackedPending = new Map();
 
 /** @typedef {{offset: number, id: number, text: string, author: {id: number, username: string}, created_at: string}} Message */
@@ -70,11 +83,8 @@ function insertMessage(message) {
   }
   list.insertBefore(item, before);
   emptyNote.hidden = true;
-  const pending = ackedPending.get(message.offset);
-  if (pending) {
-    pending.remove();
-    ackedPending.delete(message.offset);
-  }
+  const draft = ackedPending.get(message.offset);
+  if (draft) forget(draft);
   if (stick || message.author.id === room.me.id) scrollToEnd();
 }
 
@@ -122,22 +132,85 @@ client.subscribe(
 client.addEventListener("resync", (event) => {
   if (/** @type {CustomEvent} */ (event).detail.topic === room.topic) reloadHistory();
 });
-client.addEventListener("statechange", (event) => {
-  // Presence is only known while connected.
-  if (/** @type {CustomEvent} */ (event).detail.state !== "open") {
-    presenceList.replaceChildren();
-    presenceCount.textContent = "";
+
+/** Who is online is only known while connected: say why the list is empty otherwise. */
+function showPresenceNote() {
+  const { state, reason } = connectionState();
+  if (state === "open") {
+    presenceNote.hidden = true;
+    return;
   }
-  if (/** @type {CustomEvent} */ (event).detail.state === "closed") {
+  presenceList.replaceChildren();
+  presenceCount.textContent = "";
+  presenceNote.hidden = false;
+  if (state === "closed") presenceNote.textContent = "not connected";
+  else if (state === "connecting" && reason === "initial") presenceNote.textContent = "connecting…";
+  else presenceNote.textContent = "reconnecting…";
+}
+
+client.addEventListener("statechange", (event) => {
+  const { state } = /** @type {CustomEvent} */ (event).detail;
+  showPresenceNote();
+  for (const draft of drafts.values()) if (draft.state === "pending") draft.status.textContent = pendingText();
+  if (state === "open") {
+    // A message that got no answer may have been stored all the same, and the
+    // answer died with the old connection: send it again with its id (stored
+    // once either way); the ack says which.
+    for (const draft of drafts.values()) if (draft.state === "failed" && draft.code === "timeout") publish(draft);
+  }
+  if (state === "closed") {
     input.disabled = true;
     /** @type {HTMLButtonElement} */ (form.querySelector("button")).disabled = true;
   }
 });
 
-/** Send `text`, shown as pending until the ack; a failure is marked and can be retried. */
-function send(text, item = document.createElement("li")) {
+// Every ack, also one that comes after the publish gave up waiting (`late`).
+client.addEventListener("publishacked", (event) => {
+  const { topic, offset, id } = /** @type {CustomEvent} */ (event).detail;
+  const draft = topic === room.topic ? drafts.get(id) : undefined;
+  if (draft) stored(draft, offset);
+});
+
+/** A random client message id (32 hex characters; `crypto.randomUUID` needs HTTPS). */
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** What a pending message says, from the state of the connection. */
+function pendingText() {
+  const { state, problem } = connectionState();
+  if (state === "open") return "Sending…";
+  if (problem === "offline") return "Queued — will be sent when you're back online";
+  if (problem === "restarting" || problem === "unreachable") return "Queued — will be sent when the server is back";
+  return "Waiting for the connection…";
+}
+
+/** Why a message was not sent, in words. @param {Error & {code?: string}} error */
+function failureText(error) {
+  switch (error.code) {
+    case "timeout":
+      return "Not sent: no answer from the server";
+    case "rate_limited":
+      return "Not sent: too many messages at once";
+    case "unavailable":
+      return "Not sent: the server cannot store messages right now";
+    case "queue_full":
+      return "Not sent: too many messages waiting";
+    case "closed":
+      return "Not sent: disconnected";
+    default:
+      return `Not sent: ${error.message}`;
+  }
+}
+
+/** Refusals that a retry cannot change. */
+const FINAL_CODES = new Set(["closed", "invalid", "forbidden", "not_found", "too_large"]);
+
+/** Show `text` as pending and send it. @param {string} text */
+function send(text) {
+  const item = document.createElement("li");
   item.className = "message mine pending";
-  item.replaceChildren();
   const meta = document.createElement("div");
   meta.className = "message-meta";
   const author = document.createElement("span");
@@ -145,42 +218,81 @@ function send(text, item = document.createElement("li")) {
   author.textContent = room.me.username;
   const status = document.createElement("span");
   status.className = "status";
-  status.textContent = client.state === "open" ? "Sending…" : "Waiting for the connection…";
   meta.append(author, " ", status);
   const body = document.createElement("p");
   body.className = "text";
   appendWithMentions(body, text, room.me.username);
   item.append(meta, body);
-  if (!item.isConnected) outbox.append(item);
+  outbox.append(item);
+  /** @type {Draft} */
+  const draft = { id: newId(), text, item, status, meta, state: "pending", code: null };
+  item.dataset.clientId = draft.id;
+  drafts.set(draft.id, draft);
   scrollToEnd();
-  client.publish(room.topic, { text }).then(
-    ({ offset }) => {
-      if (typeof offset === "number" && list.querySelector(`:scope > [data-offset="${offset}"]`)) {
-        item.remove();
-      } else if (typeof offset === "number") {
-        status.textContent = "Sent";
-        ackedPending.set(offset, item); // the event itself replaces it
-      } else {
-        item.remove();
-      }
-      refreshBadges();
-    },
-    (error) => {
-      item.className = "message mine failed";
-      status.textContent = `Not sent: ${error.message}`;
-      if (error.code !== "closed") {
-        const retry = document.createElement("button");
-        retry.type = "button";
-        retry.className = "link-button";
-        retry.textContent = "Retry";
-        retry.addEventListener("click", () => send(text, item));
-        meta.append(" ", retry);
-      }
-      refreshBadges();
-    },
-  );
-  refreshBadges();
+  publish(draft);
 }
+
+/** Send (or send again) a draft, always with its own id. @param {Draft} draft */
+function publish(draft) {
+  draft.state = "pending";
+  draft.code = null;
+  draft.item.className = "message mine pending";
+  draft.status.textContent = pendingText();
+  for (const button of draft.meta.querySelectorAll("button")) button.remove();
+  client.publish(room.topic, { text: draft.text }, { id: draft.id }).then(
+    ({ offset }) => stored(draft, offset),
+    (error) => failed(draft, error),
+  );
+}
+
+/**
+ * The server has the message (an ack, on time or late): it is shown once the
+ * event is, or at once if the event is here already.
+ * @param {Draft} draft
+ * @param {number|null} offset
+ */
+function stored(draft, offset) {
+  if (drafts.get(draft.id) !== draft) return; // already shown as stored
+  if (typeof offset !== "number" || list.querySelector(`:scope > [data-offset="${offset}"]`)) {
+    forget(draft);
+    return;
+  }
+  draft.state = "sent";
+  draft.code = null;
+  draft.item.className = "message mine sent";
+  draft.status.textContent = "Sent";
+  for (const button of draft.meta.querySelectorAll("button")) button.remove();
+  ackedPending.set(offset, draft);
+}
+
+/** @param {Draft} draft @param {Error & {code?: string}} error */
+function failed(draft, error) {
+  if (drafts.get(draft.id) !== draft || draft.state === "sent") return;
+  draft.state = "failed";
+  draft.code = error.code ?? null;
+  draft.item.className = "message mine failed";
+  draft.status.textContent = failureText(error);
+  if (!FINAL_CODES.has(draft.code ?? "")) {
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "link-button";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => {
+      publish(draft);
+      input.focus();
+    });
+    draft.meta.append(retry);
+  }
+}
+
+/** The message is in the history: its draft goes. @param {Draft} draft */
+function forget(draft) {
+  draft.item.remove();
+  drafts.delete(draft.id);
+  for (const [offset, other] of ackedPending) if (other === draft) ackedPending.delete(offset);
+}
+
+showPresenceNote();
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -180,6 +180,13 @@ function setUpBell(userId, bell) {
   // Subscribe first, then load: whatever happens in between arrives as events.
   subscription.ready.then(load, load);
 
+  // A connection that stays closed (an administrator, too many tabs) brings no
+  // more notifications: say so in the list, next to the header's "Reload".
+  const stale = /** @type {HTMLElement|null} */ (bell.querySelector("[data-bell-stale]"));
+  client.addEventListener("statechange", (event) => {
+    if (stale) stale.hidden = /** @type {CustomEvent} */ (event).detail.state !== "closed";
+  });
+
   // Close the list with Escape or a click elsewhere.
   document.addEventListener("click", (event) => {
     if (bell.open && !bell.contains(/** @type {Node} */ (event.target))) bell.open = false;
