@@ -333,6 +333,11 @@ REALTIME = {
     "MAX_CONNECTIONS_PER_USER": env.int("REALTIME_MAX_CONNECTIONS_PER_USER", default=50),
     "MAX_ANONYMOUS_PER_ADDRESS": env.int("REALTIME_MAX_ANONYMOUS_PER_ADDRESS", default=200),
     "HEARTBEAT_SECONDS": env.int("REALTIME_HEARTBEAT_SECONDS", default=25),
+    # `manage.py serve`: a WebSocket ping after this much silence, and the socket
+    # dropped when it goes unanswered this long. A client whose network died
+    # leaves presence within their sum (20 s, plus up to 2 s of daphne's checks).
+    "PING_INTERVAL_SECONDS": env.int("REALTIME_PING_INTERVAL_SECONDS", default=10),
+    "PING_TIMEOUT_SECONDS": env.int("REALTIME_PING_TIMEOUT_SECONDS", default=10),
     # History kept at least this long and at least this many events per topic.
     "RETAIN_EVENTS": env.int("REALTIME_RETAIN_EVENTS", default=1000),
     "RETAIN_SECONDS": env.int("REALTIME_RETAIN_SECONDS", default=24 * 3600),

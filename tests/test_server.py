@@ -241,3 +241,41 @@ async def test_a_client_dripping_its_headers_is_cut_off(live_database):
         assert status == 200
     finally:
         server.stop()
+
+
+async def test_a_client_whose_network_died_leaves_presence_within_the_ping_bound(live_database):
+    """No pong to the server's pings: dropped, and its presence leave reaches the others."""
+    from tests.live import LiveServer, member_with_room
+
+    interval, timeout = 2, 2
+    server = LiveServer(
+        live_database,
+        REALTIME_PING_INTERVAL_SECONDS=str(interval),
+        REALTIME_PING_TIMEOUT_SECONDS=str(timeout),
+    ).start()
+    try:
+        watcher_session, topic = member_with_room(live_database, server, PASSWORD)
+        gone_session = signed_up(server)
+        watcher = await ws_connect(server, watcher_session)
+        await receive(watcher)
+        await watcher.send(json.dumps({"type": "subscribe", "topic": topic}))
+        await receive_until(watcher, "presence_state")
+        gone = await ws_connect(server, gone_session)
+        await receive(gone)
+        await gone.send(json.dumps({"type": "subscribe", "topic": topic}))
+        await receive_until(gone, "presence_state")
+        gone.transport.pause_reading()  # the network died: no pong, nothing read
+        started = time.monotonic()
+        while True:
+            frame = await receive(watcher, timeout=interval + timeout + 10)
+            if frame["type"] == "presence_diff" and any(
+                u["id"] == gone_session.user_id for u in frame["leaves"]
+            ):
+                break
+        took = time.monotonic() - started
+        # The bound: the ping interval plus its timeout, plus daphne's 1-2 s check period.
+        assert took <= interval + timeout + 3, took
+        await watcher.close()
+        gone.transport.abort()
+    finally:
+        server.stop()

@@ -33,13 +33,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--ping-interval",
             type=int,
-            default=20,
+            default=settings.REALTIME["PING_INTERVAL_SECONDS"],
             help="seconds of silence before daphne sends a WebSocket protocol ping",
         )
         parser.add_argument(
             "--ping-timeout",
             type=int,
-            default=30,
+            default=settings.REALTIME["PING_TIMEOUT_SECONDS"],
             help="seconds without an answer to the ping before the socket is dropped",
         )
         parser.add_argument(
