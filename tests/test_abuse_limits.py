@@ -132,3 +132,38 @@ def test_with_the_cache_down_writes_and_sign_ins_still_work(settings, room, user
     user.set_password("right-password-1")
     user.save()
     assert api_login(APIClient(), user.username, "right-password-1").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_session_naming_the_first_backend_signs_in_over_http_and_websockets(user):
+    """Tools that write sessions take AUTHENTICATION_BACKENDS[0]: the lockout backend."""
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from realtime.gateway.sessions import session_store
+
+    def make_session():
+        session = session_store(None)
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return session.session_key
+
+    key = await sync_to_async(make_session)()
+    http = Client()
+    http.cookies[settings.SESSION_COOKIE_NAME] = key
+    response = await sync_to_async(http.get)("/api/me/")
+    assert response.status_code == 200
+    from realtime.gateway.testing import communicator_for
+
+    communicator = await communicator_for()
+    communicator.scope["headers"].append(
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode())
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    welcome = await communicator.receive_json_from()
+    assert welcome["user"]["id"] == user.pk
+    await communicator.disconnect()

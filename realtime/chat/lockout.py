@@ -12,6 +12,7 @@ admin's login) is covered; the views turn it into 429 with `Retry-After`.
 """
 
 from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -78,8 +79,10 @@ class LockoutBackend:
             raise PermissionDenied("Too many failed sign-ins.")
         return None  # let the next backend check the password
 
-    # No get_user(): sessions are never this backend's (login() and the test
-    # client's force_login() pick the first backend that has one).
+    def get_user(self, user_id):
+        # A session may name this backend (Django's test client and tools that
+        # write sessions take the first backend): the user is ModelBackend's.
+        return ModelBackend().get_user(user_id)
 
 
 @receiver(user_login_failed)

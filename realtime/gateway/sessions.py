@@ -35,6 +35,8 @@ def user_of_session(session):
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return AnonymousUser()
     backend = load_backend(backend_path)
+    if not hasattr(backend, "get_user"):
+        return AnonymousUser()
     user = backend.get_user(get_user_model()._meta.pk.to_python(user_id))
     if user is None:
         return AnonymousUser()
