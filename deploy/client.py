@@ -108,3 +108,12 @@ async def receive_until(socket_, frame_type: str, timeout: float = 5) -> list[di
         frames.append(await receive(socket_, timeout))
         if frames[-1]["type"] == frame_type:
             return frames
+
+
+async def subscribed_socket(server, session: HttpSession, topic: str, **kwargs):
+    """A socket past `welcome`, subscribed to a topic with presence, past `presence_state`."""
+    socket_ = await ws_connect(server, session, **kwargs)
+    await receive(socket_)
+    await socket_.send(json.dumps({"type": "subscribe", "topic": topic}))
+    await receive_until(socket_, "presence_state")
+    return socket_

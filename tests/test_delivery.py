@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from deploy.client import receive, receive_until, ws_connect
+from deploy.client import receive, subscribed_socket, ws_connect
 from realtime.gateway.hub import Hub, TopicRoute
 from realtime.gateway.protocol import CLOSE_SLOW_CONSUMER
 from realtime.gateway.topics import parse_topic
@@ -69,19 +69,12 @@ async def test_a_socket_closing_during_fan_out_costs_the_others_nothing(live_dat
     try:
         session, topic = member_with_room(live_database, server, PASSWORD)
 
-        async def subscriber(**kwargs):
-            socket_ = await ws_connect(server, session, **kwargs)
-            await receive(socket_)
-            await socket_.send(json.dumps({"type": "subscribe", "topic": topic}))
-            await receive_until(socket_, "presence_state")
-            return socket_
-
-        keepers = [await subscriber() for _ in range(8)]
+        keepers = [await subscribed_socket(server, session, topic) for _ in range(8)]
         # The leaver reads nothing, so what the server sends it piles up unsent.
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw.connect(("127.0.0.1", server.port))
-        leaver = await subscriber(sock=raw, max_queue=1)
+        leaver = await subscribed_socket(server, session, topic, sock=raw, max_queue=1)
         publisher = await ws_connect(server, session)
         await receive(publisher)
         text = "x" * 1990

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import websockets
 
-from deploy.client import HttpSession, receive, receive_until, ws_connect
+from deploy.client import HttpSession, receive, receive_until, subscribed_socket, ws_connect
 
 PASSWORD = "live-pass-123"
 
@@ -146,19 +146,12 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
     try:
         session, topic = member_with_room(live_database, server, PASSWORD)
 
-        async def subscriber(**kwargs):
-            socket_ = await ws_connect(server, session, **kwargs)
-            await receive(socket_)
-            await socket_.send(json.dumps({"type": "subscribe", "topic": topic}))
-            await receive_until(socket_, "presence_state")
-            return socket_
-
-        fast = await subscriber()
+        fast = await subscribed_socket(server, session, topic)
         # The slow one reads almost nothing: a tiny receive buffer and no recv().
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         raw.connect(("127.0.0.1", server.port))
-        slow = await subscriber(sock=raw, max_queue=1)
+        slow = await subscribed_socket(server, session, topic, sock=raw, max_queue=1)
         publishers = [await ws_connect(server, session) for _ in range(4)]
         for publisher in publishers:
             await receive(publisher)
