@@ -2,7 +2,8 @@
 /**
  * dashboard.js: the staff dashboard. Subscribes to `dashboard` (one `stats`
  * event a second: connections, users_online, messages_per_second,
- * delivery_lag_ms) and draws the last five minutes with uPlot (vendored,
+ * delivery_lag_ms, and `totals`, the machine's metric counters) and draws the
+ * last five minutes with uPlot (vendored,
  * MIT, realtime/static/realtime/vendor/).
  * @module dashboard
  */
@@ -78,6 +79,11 @@ function addPoint(stats, ts) {
   for (const [key, element] of Object.entries(readout)) {
     if (!element || stats[key] === undefined) continue;
     element.textContent = key === "delivery_lag_ms" ? `${stats[key]} ms` : String(stats[key]);
+  }
+  const totals = stats.totals || {};
+  for (const element of document.querySelectorAll("[data-total]")) {
+    const value = totals[/** @type {HTMLElement} */ (element).dataset.total || ""];
+    if (typeof value === "number") element.textContent = Math.round(value).toLocaleString("en");
   }
 }
 
