@@ -17,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "live-test-secret-key-" + "x" * 40
+# A server whose per-connection frame limit never gets in a test's way.
+UNTHROTTLED = {"REALTIME_RATE_BURST": "100000", "REALTIME_RATE_PER_SECOND": "100000"}
 
 
 def free_port() -> int:

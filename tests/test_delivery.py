@@ -58,12 +58,11 @@ async def test_a_socket_closing_during_fan_out_costs_the_others_nothing(live_dat
     """
     import socket
 
-    from tests.live import LiveServer, member_with_room
+    from tests.live import UNTHROTTLED, LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
-        REALTIME_RATE_BURST="100000",
-        REALTIME_RATE_PER_SECOND="100000",
+        **UNTHROTTLED,
         REALTIME_MAX_BACKLOG_BYTES=str(64 * 1024 * 1024),
     ).start()
     try:
@@ -120,12 +119,11 @@ async def test_replays_to_a_client_that_does_not_read_count_against_its_backlog(
 
     import websockets
 
-    from tests.live import LiveServer, member_with_room
+    from tests.live import UNTHROTTLED, LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
-        REALTIME_RATE_BURST="100000",
-        REALTIME_RATE_PER_SECOND="100000",
+        **UNTHROTTLED,
         REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
     ).start()
     try:

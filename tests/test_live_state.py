@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from deploy.client import HttpSession, receive, receive_until, ws_connect
-from tests.live import LiveServer
+from tests.live import UNTHROTTLED, LiveServer
 
 PASSWORD = "live-pass-123"
 pytestmark = pytest.mark.redis
@@ -30,8 +30,7 @@ def server(live_database, require_redis, redis_prefix):
         redis_url=require_redis,
         REALTIME_REDIS_PREFIX=redis_prefix,
         REALTIME_ALIVE_SECONDS="6",
-        REALTIME_RATE_BURST="100000",
-        REALTIME_RATE_PER_SECOND="100000",
+        **UNTHROTTLED,
     ).start()
     yield server
     server.stop()

@@ -8,7 +8,7 @@ import json
 
 from deploy.client import receive, ws_connect
 from realtime.gateway.logs import LogLimiter
-from tests.live import LiveServer, member_with_room
+from tests.live import UNTHROTTLED, LiveServer, member_with_room
 
 PASSWORD = "live-pass-123"
 
@@ -26,8 +26,7 @@ async def test_json_logs_parse_line_by_line_and_carry_the_ids(live_database):
     server = LiveServer(
         live_database,
         LOG_FORMAT="json",
-        REALTIME_RATE_BURST="100000",
-        REALTIME_RATE_PER_SECOND="100000",
+        **UNTHROTTLED,
     ).start()
     try:
         session, _ = member_with_room(live_database, server, PASSWORD)

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
 from deploy.client import HttpSession, receive, receive_until, ws_connect
-from tests.live import LiveServer
+from tests.live import UNTHROTTLED, LiveServer
 
 PASSWORD = "live-pass-123"
 
@@ -71,8 +71,7 @@ async def test_two_processes_are_counted_once_by_one_scrape(
     env = {
         "REALTIME_REDIS_PREFIX": redis_prefix,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-        "REALTIME_RATE_BURST": "100000",
-        "REALTIME_RATE_PER_SECOND": "100000",
+        **UNTHROTTLED,
         "REALTIME_MAX_BACKLOG_BYTES": str(64 * 1024),
     }
     a, b = (LiveServer(live_database, redis_url=require_redis, **env).start() for _ in range(2))

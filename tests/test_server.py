@@ -135,12 +135,11 @@ async def test_a_slow_subscriber_is_shed_with_4008_while_the_others_receive_ever
 ):
     import socket
 
-    from tests.live import LiveServer, member_with_room
+    from tests.live import UNTHROTTLED, LiveServer, member_with_room
 
     server = LiveServer(
         live_database,
-        REALTIME_RATE_BURST="100000",
-        REALTIME_RATE_PER_SECOND="100000",
+        **UNTHROTTLED,
         REALTIME_MAX_BACKLOG_BYTES=str(256 * 1024),
     ).start()
     try:

@@ -51,12 +51,12 @@ def locked_for(username: str | None, address: str) -> int:
 
 def failure_record(username: str | None, address: str) -> None:
     try:
-        failures_count(username, address)
+        failures_add(username, address)
     except Exception as exc:
         outages.cache.failed(exc)
 
 
-def failures_count(username: str | None, address: str) -> None:
+def failures_add(username: str | None, address: str) -> None:
     for stem, limit in subjects(username, address):
         key = f"{stem}:failures"
         cache.add(key, 0, WINDOW_SECONDS)

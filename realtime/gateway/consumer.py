@@ -477,7 +477,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             except outages.DATABASE_DOWN as exc:
                 # Checked again once the database is back, never skipped.
                 outages.database.failed(exc)
-                self.later(outages.RETRY_AFTER_MS / 1000 * 5, func, *args)
+                self.later(outages.RECHECK_AFTER_OUTAGE_SECONDS, func, *args)
 
         task = asyncio.get_running_loop().create_task(run())
         self.state.tasks.add(task)

@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 # Database errors that mean "cannot reach it now", not "this query is wrong".
 DATABASE_DOWN = (OperationalError, InterfaceError)
 RETRY_AFTER_MS = 1000
+# A socket's own check (its session, its rights) that met an outage runs again after this.
+RECHECK_AFTER_OUTAGE_SECONDS = 5.0
 
 
 class Outage:
