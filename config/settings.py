@@ -347,6 +347,10 @@ REALTIME = {
     # A subscribe with `since` replays at most this many events (else recovered: false).
     "MAX_REPLAY": env.int("REALTIME_MAX_REPLAY", default=1000),
     "MAX_BACKLOG_BYTES": env.int("REALTIME_MAX_BACKLOG_BYTES", default=4 * 1024 * 1024),
+    # Threads per process for the gateway's database work (each its own
+    # connection), and the most publishes committed in one transaction.
+    "DATABASE_WORKERS": env.int("REALTIME_DATABASE_WORKERS", default=4),
+    "PUBLISH_BATCH": env.int("REALTIME_PUBLISH_BATCH", default=500),
     # Where the live state shared by processes lives (dotted paths, chosen once):
     # in this process alone, or in Redis for every process.
     "REGISTRY_BACKEND": (

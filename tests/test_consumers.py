@@ -716,12 +716,12 @@ async def test_expired_session_closes_the_socket_with_4401(user):
 async def test_server_error_in_a_handler_answers_server_error_and_keeps_the_socket(
     user, room, monkeypatch
 ):
-    from realtime.gateway import consumer
+    from realtime.gateway import batching
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(consumer, "publish_as_of_now", broken)
+    monkeypatch.setattr(batching, "commit_socket_batch", broken)
     client = await connect(user)
     error = await client.request(say("x", ref="e"))
     assert (error["code"], error["ref"]) == ("server_error", "e")

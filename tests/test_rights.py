@@ -182,3 +182,36 @@ async def test_members_and_others_are_untouched_by_someone_elses_removal(
     )
     assert "ack" in [frame["type"] for frame in await stays.receive_until("ack")]
     await stays.close()
+
+
+def test_rights_are_rechecked_only_once_the_change_is_written(monkeypatch, room):
+    """Outside a transaction `on_commit` runs at once: from pre_save, before the UPDATE."""
+    from django.contrib.auth import get_user_model
+
+    from realtime.chat import signals
+
+    users = get_user_model().objects
+    staff = StaffFactory()
+    seen = []
+
+    def rechecked(user_id):
+        seen.append(users.get(pk=user_id).is_staff)
+
+    def verified(user_id):
+        seen.append(users.get(pk=user_id).is_active)
+
+    def revoked_topic(topic):
+        seen.append(type(room).objects.get(pk=room.pk).is_private)
+
+    monkeypatch.setattr(signals, "user_rights_changed", lambda *, user_id: rechecked(user_id))
+    monkeypatch.setattr(signals, "user_sessions_verify", lambda *, user_id: verified(user_id))
+    monkeypatch.setattr(signals, "topic_revoke", lambda *, topic: revoked_topic(topic))
+    staff.is_staff = False
+    staff.save()
+    staff.is_active = False
+    staff.save()
+    room.is_private = True
+    room.save()
+    # Each check read the row as written: no longer staff; inactive (its sessions
+    # and its rights); private.
+    assert seen == [False, False, False, True]

@@ -19,7 +19,7 @@ from realtime.chat.services import mentions_notify
 from realtime.gateway import metrics
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
 from realtime.gateway.protocol import is_text
-from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, register
+from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, memoized, register
 
 NOTIFICATION_FIELDS = (("title", True, 200), ("body", False, 2000), ("url", False, 500))
 
@@ -35,7 +35,7 @@ class RoomTopic(TopicFamily):
     rest_publishing = "caller"
 
     def room(self, topic: Topic) -> Room | None:
-        return Room.objects.filter(slug=topic.key).first()
+        return memoized(("room", topic.key), Room.objects.filter(slug=topic.key).first)
 
     def check_subscribe(self, user, topic: Topic) -> None:
         if not user.is_authenticated:

@@ -3,6 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from realtime.chat.models import Room
+from realtime.gateway.topics import memoized
 
 
 def rooms_visible_to(user) -> QuerySet[Room]:
@@ -16,7 +17,7 @@ def rooms_visible_to(user) -> QuerySet[Room]:
 def room_visible_to(room: Room, user) -> bool:
     if not room.is_private or user.is_staff:
         return True
-    return room.members.filter(pk=user.pk).exists()
+    return memoized(("member", room.pk, user.pk), room.members.filter(pk=user.pk).exists)
 
 
 def room_visible(*, user, slug: str) -> Room | None:

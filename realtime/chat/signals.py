@@ -14,7 +14,7 @@ reports (a raw SQL change) the sockets' periodic recheck catches.
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import post_delete, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from realtime.chat.models import Room, RoomMembership
@@ -35,8 +35,9 @@ def verify_sessions_after_logout(sender, request, user, **kwargs):
 
 
 @receiver(pre_save, sender=get_user_model())
-def recheck_after_user_change(sender, instance, **kwargs):
+def note_user_change(sender, instance, **kwargs):
     """Deactivation or a new password ends sessions; losing a flag ends what it allowed."""
+    instance._realtime_after_save = []
     if instance.pk is None:
         return
     before = sender.objects.filter(pk=instance.pk).values("password", *RIGHTS_FIELDS).first()
@@ -44,9 +45,19 @@ def recheck_after_user_change(sender, instance, **kwargs):
         return
     user_id = instance.pk
     if (before["is_active"] and not instance.is_active) or before["password"] != instance.password:
-        transaction.on_commit(lambda: user_sessions_verify(user_id=user_id))
+        instance._realtime_after_save.append(lambda: user_sessions_verify(user_id=user_id))
     if any(before[field] and not getattr(instance, field) for field in RIGHTS_FIELDS):
-        transaction.on_commit(lambda: user_rights_changed(user_id=user_id))
+        instance._realtime_after_save.append(lambda: user_rights_changed(user_id=user_id))
+
+
+@receiver(post_save, sender=get_user_model())
+def recheck_after_user_change(sender, instance, **kwargs):
+    # Scheduled after the row is written: outside a transaction `on_commit` runs
+    # at once, and from pre_save that was before the UPDATE, so a socket could
+    # check the old row and keep a right just taken away.
+    for action in getattr(instance, "_realtime_after_save", ()):
+        transaction.on_commit(action)
+    instance._realtime_after_save = []
 
 
 @receiver(post_delete, sender=get_user_model())
@@ -67,10 +78,19 @@ def revoke_after_membership_deleted(sender, instance, **kwargs):
 
 
 @receiver(pre_save, sender=Room)
+def note_room_made_private(sender, instance, **kwargs):
+    instance._realtime_made_private = bool(
+        instance.pk is not None
+        and instance.is_private
+        and Room.objects.filter(pk=instance.pk, is_private=False).exists()
+    )
+
+
+@receiver(post_save, sender=Room)
 def revoke_after_room_made_private(sender, instance, **kwargs):
-    if instance.pk is None or not instance.is_private:
-        return
-    if Room.objects.filter(pk=instance.pk, is_private=False).exists():
+    # After the write (see recheck_after_user_change).
+    if getattr(instance, "_realtime_made_private", False):
+        instance._realtime_made_private = False
         revoke_on_commit(instance.topic)
 
 

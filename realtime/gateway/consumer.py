@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from realtime.gateway import logs, metrics, outages, protocol
+from realtime.gateway.batching import batchers
 from realtime.gateway.database import in_database
 from realtime.gateway.errors import RealtimeError, TooManySubscriptions, Unavailable
 from realtime.gateway.history import catch_up
@@ -28,7 +29,7 @@ from realtime.gateway.presence import get_presence
 from realtime.gateway.protocol import Request
 from realtime.gateway.ratelimit import FloodMeter, TokenBucket
 from realtime.gateway.registry import get_registry, new_entry
-from realtime.gateway.rights import authorize_subscribe, publish_as_of_now, subscriptions_refused
+from realtime.gateway.rights import authorize_subscribe, subscriptions_refused
 from realtime.gateway.sessions import session_expires_at, session_still_valid
 from realtime.gateway.topics import Topic, parse_topic, user_brief
 from realtime.gateway.transport import DaphneSocket, Outgoing, socket_of
@@ -305,8 +306,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_publish(self, request: Request) -> None:
         topic = parse_topic(request.topic)
-        publication = await in_database(
-            publish_as_of_now, self.state.user, topic, request.data, client_id=request.client_id
+        publication = await batchers.get().publish(
+            self.state.user, topic, request.data, request.client_id
         )
         await self.send_frame(
             protocol.with_ref(

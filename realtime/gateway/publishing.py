@@ -7,19 +7,23 @@ topic, under the topic's sequence row lock), stores it with what it stands for
 when the transaction commits, never for a rolled-back one.
 """
 
+import logging
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from django.utils import timezone
 
 from realtime.gateway import metrics, outages
 from realtime.gateway.control import send_event
+from realtime.gateway.errors import RealtimeError
 from realtime.gateway.history import events_prune
-from realtime.gateway.models import Event
-from realtime.gateway.topics import Topic, parse_topic
+from realtime.gateway.models import Event, TopicSequence
+from realtime.gateway.topics import Topic, batch_memo, parse_topic
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 PRUNE_EVERY = 200  # offsets between two prunes of a topic's history
@@ -36,6 +40,19 @@ class Publication:
     duplicate: bool = False
 
 
+@dataclass
+class PublishRequest:
+    """One publish to store: `data` on `topic` by `publisher` (None: the server)."""
+
+    topic: Topic
+    data: dict
+    publisher: object = None
+    client_id: str | None = None
+    # A socket's publish: the user (anonymous included) whose right to publish
+    # the family checks, as of now; `publisher` is that user when signed in.
+    acting_user: object = None
+
+
 def publish(
     topic: str | Topic,
     data: dict,
@@ -48,65 +65,139 @@ def publish(
 
     Raises UnknownTopic, NotFound or Invalid. Does not check who may publish
     from a socket: callers that act for a user check `check_publish` first.
+    Inside a caller's transaction the event goes out when it commits.
     """
     if not isinstance(topic, Topic):
         topic = parse_topic(topic)
-    cleaned = topic.family.clean(topic, data)
-    started = time.perf_counter()
+    request = PublishRequest(topic=topic, data=data, publisher=publisher, client_id=client_id)
     with transaction.atomic():
-        if topic.history and client_id is not None and publisher is not None:
-            # Take the topic's lock before looking for an earlier publish with this
-            # id: a resend racing its original (on another process) waits for its
-            # commit and then finds it, rather than both being stored.
-            lock_sequence(topic.name)
-            earlier = (
-                Event.objects.filter(
-                    topic=topic.name,
-                    publisher=publisher,
-                    client_id=client_id,
-                    created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
-                )
-                .order_by("offset")
-                .first()
-            )
-            if earlier is not None:
-                return Publication(
-                    topic=topic.name,
-                    offset=earlier.offset,
-                    ts=earlier.created_at.isoformat(),
-                    data=earlier.data,
-                    duplicate=True,
-                )
-        created_at = timezone.now()
-        offset = next_offset(topic.name) if topic.history else None
+        [result] = store_batch([request])
+        if isinstance(result, Exception):
+            raise result
+        if not result.duplicate:
+            transaction.on_commit(lambda: broadcast(result))
+    return result
+
+
+def store_batch(requests: list[PublishRequest]) -> list[Publication | RealtimeError]:
+    """
+    Store every request in the caller's transaction, one result per request, in order.
+
+    Group commit (issue 12): each topic's sequence row is locked once (topics
+    in name order, so two processes never wait on each other in a cycle) and
+    its offsets handed out as a block in the order of `requests`; the events
+    are inserted in bulk. A request its family refuses gets its error and
+    takes no offset: its batch-mates are stored without a gap.
+    """
+    results: list[Publication | RealtimeError | None] = [None] * len(requests)
+    by_topic: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        by_topic.setdefault(request.topic.name, []).append(index)
+    events = []
+    started = time.perf_counter()
+    with batch_memo():
+        for name in sorted(by_topic):
+            indexes = by_topic[name]
+            topic = requests[indexes[0]].topic
+            last = lock_sequence(name) if topic.history else None
+            earlier = earlier_publishes(topic, [requests[i] for i in indexes])
+            for index in indexes:
+                request = requests[index]
+                key = resend_key(request)
+                if key is not None and key in earlier:
+                    results[index] = replace(earlier[key], duplicate=True)
+                    continue
+                try:
+                    publication = store_one(topic, request, last)
+                except RealtimeError as error:
+                    results[index] = error
+                    continue
+                except outages.DATABASE_DOWN:
+                    raise  # the whole batch: nothing can be stored now
+                except Exception:
+                    # A fault in one publish (a family's bug) fails it alone.
+                    logger.exception("publish to %s failed", name)
+                    results[index] = RealtimeError(
+                        "The server failed to store this; it was logged."
+                    )
+                    continue
+                results[index] = publication
+                if topic.history:
+                    last = publication.offset
+                    events.append(
+                        Event(
+                            topic=name,
+                            offset=publication.offset,
+                            data=publication.data,
+                            created_at=datetime.fromisoformat(publication.ts),
+                            publisher=request.publisher,
+                            client_id=request.client_id,
+                        )
+                    )
+                    if key is not None:
+                        earlier[key] = publication
+                metrics.publishes.labels(topic.family.name).inc()
+            if topic.history:
+                sequence_advance(name, last)
+    if events:
+        Event.objects.bulk_create(events)
+        for topic_name in {event.topic for event in events if event.offset % PRUNE_EVERY == 0}:
+            events_prune(topic=topic_name)
+    metrics.publish_batch_size.observe(len(requests))
+    metrics.publish_seconds.observe(time.perf_counter() - started)
+    return results
+
+
+def store_one(topic: Topic, request: PublishRequest, last: int | None) -> Publication:
+    """Check, clean and record one publication (its writes undone alone if it fails)."""
+    if request.acting_user is not None:
+        topic.family.check_publish(request.acting_user, topic)
+    cleaned = topic.family.clean(topic, request.data)
+    publisher = request.publisher
+    created_at = timezone.now()
+    offset = last + 1 if topic.history else None
+    with transaction.atomic():
         event_data = topic.family.record(
             topic, cleaned, publisher=publisher, offset=offset, created_at=created_at
         )
-        if topic.history:
-            Event.objects.create(
-                topic=topic.name,
-                offset=offset,
-                data=event_data,
-                created_at=created_at,
-                publisher=publisher,
-                client_id=client_id,
-            )
-            if offset % PRUNE_EVERY == 0:
-                events_prune(topic=topic.name)
-        publication = Publication(
-            topic=topic.name, offset=offset, ts=created_at.isoformat(), data=event_data
+    return Publication(topic=topic.name, offset=offset, ts=created_at.isoformat(), data=event_data)
+
+
+def resend_key(request: PublishRequest) -> tuple[int, str] | None:
+    """What makes a publish a resend of an earlier one: its publisher and its id."""
+    if request.client_id is None or request.publisher is None:
+        return None
+    if not request.publisher.is_authenticated or not request.topic.history:
+        return None
+    return (request.publisher.pk, request.client_id)
+
+
+def earlier_publishes(topic: Topic, requests: list[PublishRequest]) -> dict:
+    """The stored publications these requests would resend (one query per topic and batch)."""
+    keys = {key for key in map(resend_key, requests) if key is not None}
+    if not keys:
+        return {}
+    found = {}
+    rows = (
+        Event.objects.filter(
+            topic=topic.name,
+            publisher_id__in={user_id for user_id, _ in keys},
+            client_id__in={client_id for _, client_id in keys},
+            created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
         )
-        transaction.on_commit(lambda: broadcast(publication))
-    metrics.publish_seconds.observe(time.perf_counter() - started)
-    metrics.publishes.labels(topic.family.name).inc()
-    return publication
-
-
-apublish = sync_to_async(publish)
+        .order_by("-offset")
+        .values_list("publisher_id", "client_id", "offset", "created_at", "data")
+    )
+    for publisher_id, client_id, offset, created_at, data in rows:
+        # Newest first, so the first publish with this id is the one kept.
+        found[(publisher_id, client_id)] = Publication(
+            topic=topic.name, offset=offset, ts=created_at.isoformat(), data=data
+        )
+    return {key: found[key] for key in keys if key in found}
 
 
 def publish_as(user, topic: Topic, data: dict, *, client_id: str | None = None) -> Publication:
-    """A publish on a user's behalf (a socket's): the family's publish rule, then publish()."""
+    """A publish on a user's behalf: the family's publish rule, then publish()."""
     topic.family.check_publish(user, topic)
     return publish(
         topic, data, publisher=user if user.is_authenticated else None, client_id=client_id
@@ -126,25 +217,24 @@ def broadcast(publication: Publication) -> None:
         outages.channel_layer.succeeded()
 
 
-def lock_sequence(topic: str) -> None:
-    """Lock the topic's sequence row (made if missing) until the transaction ends."""
+def lock_sequence(topic: str) -> int:
+    """
+    Lock the topic's sequence row (made if missing) until the transaction ends;
+    its last offset. Taken before looking for an earlier publish with the same
+    id, so a resend racing its original (on another process) waits for its
+    commit and then finds it, rather than both being stored.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO realtime_topicsequence (topic, last_offset) VALUES (%s, 0) "
             "ON CONFLICT (topic) DO UPDATE "
-            "SET last_offset = realtime_topicsequence.last_offset",
-            [topic],
-        )
-
-
-def next_offset(topic: str) -> int:
-    """Take the topic's next offset; the row stays locked until the transaction ends."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO realtime_topicsequence (topic, last_offset) VALUES (%s, 1) "
-            "ON CONFLICT (topic) DO UPDATE "
-            "SET last_offset = realtime_topicsequence.last_offset + 1 "
+            "SET last_offset = realtime_topicsequence.last_offset "
             "RETURNING last_offset",
             [topic],
         )
         return cursor.fetchone()[0]
+
+
+def sequence_advance(topic: str, last_offset: int) -> None:
+    """Record the topic's last offset handed out (its row is locked by lock_sequence)."""
+    TopicSequence.objects.filter(topic=topic).update(last_offset=last_offset)

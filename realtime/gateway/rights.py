@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from realtime.gateway.errors import RealtimeError
-from realtime.gateway.publishing import Publication, publish_as
 from realtime.gateway.topics import Topic
 
 
@@ -21,6 +20,18 @@ def user_of_the_moment(user):
     if fresh is None or not fresh.is_active:
         return AnonymousUser()
     return fresh
+
+
+def users_of_the_moment(users) -> dict:
+    """The signed-in ones among `users` as the database has them now, by pk (one query).
+
+    Deleted and deactivated users are missing: they act as anonymous.
+    """
+    ids = {user.pk for user in users if user.is_authenticated}
+    if not ids:
+        return {}
+    found = get_user_model()._default_manager.in_bulk(ids)
+    return {pk: user for pk, user in found.items() if user.is_active}
 
 
 def authorize_subscribe(user, topic: Topic) -> None:
@@ -38,8 +49,3 @@ def subscriptions_refused(user, topics: list[Topic]) -> dict[str, RealtimeError]
         except RealtimeError as error:
             refused[topic.name] = error
     return refused
-
-
-def publish_as_of_now(user, topic: Topic, data: dict, *, client_id: str | None) -> Publication:
-    """A socket's publish, checked against the user as of now."""
-    return publish_as(user_of_the_moment(user), topic, data, client_id=client_id)

@@ -10,6 +10,9 @@ pick it up. Nothing else names a family.
 """
 
 import re
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -70,6 +73,34 @@ def parse_topic(name: Any) -> Topic:
     if not sep or not re.fullmatch(family.key_pattern, key):
         raise UnknownTopic(f"Topic names of this family look like {family.example!r}.")
     return Topic(name=name, family=family, key=key)
+
+
+_batch_memo: ContextVar[dict | None] = ContextVar("realtime_batch_memo", default=None)
+
+
+@contextmanager
+def batch_memo() -> Iterator[None]:
+    """While a batch of publishes is stored: what `memoized` computes is computed once."""
+    token = _batch_memo.set({})
+    try:
+        yield
+    finally:
+        _batch_memo.reset(token)
+
+
+def memoized[T](key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, once per batch of publishes for `key` (every time outside a batch).
+
+    A family's lookups that every publish of a batch repeats (the room of a
+    topic, a membership) read the database once per batch, still inside the
+    batch's transaction: rights as of now, at a batch's cost.
+    """
+    memo = _batch_memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def user_brief(user) -> dict:
