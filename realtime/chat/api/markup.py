@@ -56,4 +56,4 @@ def markdown_html(text: str) -> SafeString:
             blocks.append(f"<ul>{items}</ul>")
         else:
             blocks.append(f"<p>{inline(' '.join(lines))}</p>")
-    return mark_safe("".join(blocks))  # noqa: S308 - built from escaped text only
+    return mark_safe("".join(blocks))  # built from escaped text only
