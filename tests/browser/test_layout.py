@@ -14,7 +14,7 @@ OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElemen
 STICKING_OUT = """() => [...document.querySelectorAll("body *")]
     .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
     .slice(0, 10)
-    .map(e => `${e.tagName.toLowerCase()}.${e.className} right=${e.getBoundingClientRect().right}`)"""
+    .map(e => `${e.tagName.toLowerCase()}.${e.className}: ${e.getBoundingClientRect().right}`)"""
 
 
 def assert_fits(page) -> None:
