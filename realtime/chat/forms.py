@@ -20,7 +20,12 @@ class NotificationForm(forms.Form):
 
     title = forms.CharField(max_length=200)
     body = forms.CharField(widget=forms.Textarea, required=False, max_length=2000)
-    url = forms.CharField(max_length=500, required=False, help_text="A link, e.g. /rooms/lobby/")
+    url = forms.CharField(
+        label="Link",
+        max_length=500,
+        required=False,
+        help_text="Where the notification leads when clicked, e.g. /rooms/lobby/",
+    )
 
 
 class PlainForm(forms.Form):
