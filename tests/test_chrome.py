@@ -112,6 +112,8 @@ def test_the_favicon_is_linked_from_every_page_and_served_at_favicon_ico(client,
         assert re.search(r'<link rel="icon" href="/static/[^"]*favicon[^"]*\.svg"', html), path
     client.force_login(user)
     assert '<link rel="icon"' in client.get("/").content.decode()
+    client.force_login(StaffFactory(is_superuser=True))
+    assert '<link rel="icon"' in client.get("/admin/").content.decode()
     response = client.get("/favicon.ico")
     assert response.status_code == 302
     assert re.fullmatch(r"/static/realtime/favicon(\.\w+)?\.svg", response["Location"])

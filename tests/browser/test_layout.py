@@ -55,3 +55,12 @@ def test_the_live_connections_page_fits_1280_px_with_local_times(
     since = table.locator(f"tbody tr td:nth-child({column + 1})").first.inner_text()
     assert not re.search(r"\d{4}-\d\d-\d\dT", since), since
     assert re.search(r"\b(19|20)\d\d\b", since), since
+
+
+def test_the_browsers_own_favicon_request_gets_the_sites_icon(require_chromium, people):
+    bob = people("bob")
+    page = bob.context.new_page()
+    response = page.goto(bob.server.url + "/favicon.ico")
+    assert response.ok
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.url.startswith(bob.server.url + "/static/")
