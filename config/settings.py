@@ -392,7 +392,10 @@ REALTIME = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "realtime.gateway.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "realtime.gateway.logs.ContextFilter"},
+        "client_errors": {"()": "realtime.gateway.logs.ClientErrorFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
         "json": {"()": "realtime.gateway.logs.JsonFormatter"},
@@ -401,9 +404,14 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["context"],
+            "filters": ["context", "client_errors"],
         }
     },
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default config gives "django" a console handler of its own when
+        # DEBUG is on: every line of it (each 404, say) came out twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.channels.server": {"level": "WARNING"},
+    },
 }

@@ -8,6 +8,7 @@ from publish().
 """
 
 from collections import Counter
+from datetime import datetime
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -65,11 +66,14 @@ class UserAdmin(DjangoUserAdmin):
                 messages.SUCCESS,
             )
             return None
+        fieldsets = [(None, {"fields": list(form.fields)})]
         context = {
             **self.admin_site.each_context(request),
             "title": "Send a notification",
             "opts": self.model._meta,
             "form": form,
+            "adminform": helpers.AdminForm(form, fieldsets, {}),
+            "errors": helpers.AdminErrorList(form, []),
             "users": queryset,
             "action_name": "send_notification",
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -178,6 +182,17 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return False
 
 
+def since(entry: dict) -> datetime | None:
+    """The entry's `connected_since` as a datetime, for the template to show localized."""
+    value = entry.get("connected_since")
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 @admin.register(LiveConnection)
 class LiveConnectionAdmin(admin.ModelAdmin):
     """Every live socket on every process, filterable, with disconnect actions (4000)."""
@@ -206,7 +221,7 @@ class LiveConnectionAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Live connections",
             "opts": self.model._meta,
-            "connections": shown,
+            "connections": [{**entry, "since": since(entry)} for entry in shown],
             "filters": filters,
             "can_disconnect": self.has_change_permission(request),
             "total": len(entries),

@@ -4,6 +4,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
+from realtime.chat.models import Room, slug_validator
+
 
 class SignUpForm(UserCreationForm):
     """A username and a password twice, for the site's own user model."""
@@ -18,26 +20,65 @@ class NotificationForm(forms.Form):
 
     title = forms.CharField(max_length=200)
     body = forms.CharField(widget=forms.Textarea, required=False, max_length=2000)
-    url = forms.CharField(max_length=500, required=False, help_text="A link, e.g. /rooms/lobby/")
+    url = forms.CharField(
+        label="Link",
+        max_length=500,
+        required=False,
+        help_text="Where the notification leads when clicked, e.g. /rooms/lobby/",
+    )
 
 
-class RoomCreateForm(forms.Form):
-    """A new room: its slug (the address), a name, and whether it is private."""
+class PlainForm(forms.Form):
+    """Labels without Django's trailing colon ("Name", not "Name:")."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class RoomCreateForm(PlainForm):
+    """
+    A new room: a name, its address (the slug) and whether it is private.
+
+    Every field is checked here, so one submission shows every problem at once
+    (the model checks again on save, for a room created meanwhile).
+    """
+
+    name = forms.CharField(
+        max_length=100,
+        error_messages={"required": "Give the room a name."},
+    )
     slug = forms.CharField(
+        label="Address",
         max_length=50,
-        help_text="Lowercase letters, digits and hyphens: the room's address, /rooms/<slug>/.",
+        help_text="The room opens at /rooms/<address>/: lowercase letters, digits and hyphens.",
+        validators=[slug_validator],
+        error_messages={
+            "required": "Choose an address for the room.",
+            "max_length": "Use at most 50 characters for the address.",
+        },
     )
-    name = forms.CharField(max_length=100)
     is_private = forms.BooleanField(
-        required=False, label="Private", help_text="Only members (and staff) can see it."
+        required=False,
+        label="Private room",
+        help_text="Only its members (and staff) can see it.",
     )
 
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        if Room.objects.filter(slug=slug).exists():
+            raise forms.ValidationError("A room with this address already exists.")
+        return slug
 
-class MemberAddForm(forms.Form):
+
+class MemberAddForm(PlainForm):
     """Add an active user to a room by username."""
 
-    username = forms.CharField(max_length=150)
+    username = forms.CharField(
+        label="Username",
+        max_length=150,
+        error_messages={"required": "Type the username of the person to add."},
+    )
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()

@@ -81,7 +81,7 @@ def test_signing_out_in_one_tab_turns_the_other_to_signed_out_for_good(require_c
     carol = people("carol", signed_in=False)
     first = carol.sign_in_through_the_page()
     # Create a room through the page's form: the new room's page opens.
-    first.get_by_label("Slug").fill("signout-" + carol.username[-6:])
+    first.get_by_label("Address").fill("signout-" + carol.username[-6:])
     first.get_by_label("Name").fill("Sign-out test")
     first.get_by_role("button", name="Create room").click()
     expect(first.get_by_role("heading", level=1)).to_contain_text("Sign-out test")

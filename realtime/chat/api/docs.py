@@ -2,13 +2,16 @@
 /api/docs/: the OpenAPI schema as a server-rendered page.
 
 Swagger UI and Redoc load from a CDN and run inline scripts, which the site's
-Content Security Policy forbids; this page needs neither.
+Content Security Policy forbids; this page needs neither. Descriptions are
+Markdown (from docstrings and help texts), rendered here by `markup`.
 """
 
 from functools import cache
 
 from django.shortcuts import render
 from drf_spectacular.generators import SchemaGenerator
+
+from realtime.chat.api.markup import markdown_html
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -63,14 +66,14 @@ def operations(schema: dict) -> list[dict]:
                     "id": operation.get("operationId", f"{method}-{path}"),
                     "method": method.upper(),
                     "path": path,
-                    "description": operation.get("description", ""),
+                    "description": markdown_html(operation.get("description", "")),
                     "tags": operation.get("tags", []),
                     "parameters": [
                         {
                             "name": parameter["name"],
                             "in": parameter["in"],
                             "required": parameter.get("required", False),
-                            "description": parameter.get("description", ""),
+                            "description": markdown_html(parameter.get("description", "")),
                             **type_of(parameter.get("schema", {})),
                         }
                         for parameter in operation.get("parameters", [])
@@ -79,7 +82,7 @@ def operations(schema: dict) -> list[dict]:
                     "responses": [
                         {
                             "status": code,
-                            "description": response.get("description", ""),
+                            "description": markdown_html(response.get("description", "")),
                             "body": body_of(response.get("content")),
                         }
                         for code, response in operation.get("responses", {}).items()
@@ -99,13 +102,13 @@ def components(schema: dict) -> list[dict]:
         found.append(
             {
                 "name": name,
-                "description": component.get("description", ""),
+                "description": markdown_html(component.get("description", "")),
                 "properties": [
                     {
                         "name": field,
                         "required": field in required,
                         "read_only": spec.get("readOnly", False),
-                        "description": spec.get("description", ""),
+                        "description": markdown_html(spec.get("description", "")),
                         **type_of(spec),
                     }
                     for field, spec in component.get("properties", {}).items()
@@ -122,7 +125,10 @@ def api_docs(request):
         request,
         "api/docs.html",
         {
-            "info": schema.get("info", {}),
+            "info": {
+                **schema.get("info", {}),
+                "description": markdown_html(schema.get("info", {}).get("description", "")),
+            },
             "operations": operations(schema),
             "components": components(schema),
         },
