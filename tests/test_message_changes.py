@@ -180,6 +180,9 @@ def test_rest_refusals_404_then_403_then_400(room, user, other_user, private_roo
     assert (
         as_user(user).delete(f"/api/rooms/general/messages/{hidden.data['id']}/").status_code == 404
     )
+    huge = f"/api/rooms/general/messages/{2**70}/"
+    assert as_user(user).delete(huge).status_code == 404
+    assert as_user(user).patch(huge, {"text": "x"}, format="json").status_code == 404
     assert APIClient().delete(url).status_code == 403
     assert Message.objects.get(pk=first.data["id"]).text == "hello"
 

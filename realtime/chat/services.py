@@ -80,6 +80,8 @@ def message_edit(*, room: Room, actor, message_id: int, text: str) -> Publicatio
 
 def message_delete(*, room: Room, actor, message_id: int) -> Publication:
     """Delete a message (its author, the room's owner or staff): a `message_deleted` event."""
+    message = room_message(room, message_id)
+    message_change_check(room=room, actor=actor, message=message, deleting=True)
     topic = parse_topic(room.topic)
     return publish_as(actor, topic, {"delete": message_id})
 

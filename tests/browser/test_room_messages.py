@@ -237,3 +237,40 @@ def test_a_text_over_2000_characters_is_refused_in_words_not_cut(require_chromiu
     box.press("Enter")
     expect(messages(page)).to_have_count(1)
     assert len(messages(page).locator(".text").inner_text()) == 1990
+
+
+CONTRAST = """
+item => {
+  const rgb = (css) => css.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b]
+      .map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const status = item.querySelector(".status");
+  let opacity = 1;
+  for (let node = status; node; node = node.parentElement) {
+    opacity *= Number(getComputedStyle(node).opacity);
+  }
+  const a = lum(rgb(getComputedStyle(status).color));
+  const b = lum(rgb(getComputedStyle(item).backgroundColor));
+  return {opacity, ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
+}
+"""
+
+
+def test_the_pending_text_meets_wcag_aa_contrast(require_chromium, people):
+    alice = people("alice")
+    slug = create_room(alice)
+    page = alice.open(f"/rooms/{slug}/")
+    live(page)
+    alice.context.set_offline(True)
+    send(page, "waiting for the network")
+    pending = outbox(page).first
+    expect(pending.locator(".status")).to_have_text(re.compile("Queued"))
+    measured = pending.evaluate(CONTRAST)
+    assert measured["opacity"] == 1
+    assert measured["ratio"] >= 4.5, measured
+    alice.context.set_offline(False)
+    expect(messages(page)).to_have_count(1)

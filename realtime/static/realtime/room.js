@@ -785,6 +785,8 @@ function updateOptions() {
   const candidates = [...people.values()].filter((person) => person.username !== room.me.username);
   mentionAt = query;
   matches = mentionMatches(candidates, query.query);
+  // A name typed in full needs no offer (and Enter then sends, as without the list).
+  if (matches.length === 1 && matches[0].username === query.query) matches = [];
   active = 0;
   renderOptions();
 }
