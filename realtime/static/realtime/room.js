@@ -140,25 +140,44 @@ for (const item of list.querySelectorAll(":scope > li.message")) {
   addActions(element);
 }
 
-/** Day separators before each day's first message (recomputed: cheap for hundreds). */
+/** The local day of a message's time ("" when it has none). @param {Element} item */
+function messageDay(item) {
+  const iso = item.querySelector("time")?.getAttribute("datetime");
+  const date = iso ? new Date(iso) : null;
+  return date && !Number.isNaN(date.getTime()) ? dayKey(date) : "";
+}
+
+/** @param {Element} item */
+function separatorFor(item) {
+  const date = new Date(item.querySelector("time")?.getAttribute("datetime") || "");
+  const separator = document.createElement("li");
+  separator.className = "day-separator";
+  separator.dataset.day = dayKey(date);
+  const label = document.createElement("span");
+  label.textContent = dayLabel(date);
+  separator.append(label);
+  return separator;
+}
+
+/**
+ * A separator before each day's first message, and no other: only what
+ * changed is touched (the list is a live region; nothing is announced twice).
+ */
 function updateSeparators() {
-  for (const separator of list.querySelectorAll(":scope > li.day-separator")) separator.remove();
   let previous = "";
-  const now = new Date();
-  for (const item of list.querySelectorAll(":scope > li.message")) {
-    const iso = item.querySelector("time")?.getAttribute("datetime");
-    if (!iso) continue;
-    const date = new Date(iso);
-    const key = dayKey(date);
-    if (key === previous) continue;
-    previous = key;
-    const separator = document.createElement("li");
-    separator.className = "day-separator";
-    separator.dataset.day = key;
-    const label = document.createElement("span");
-    label.textContent = dayLabel(date, now);
-    separator.append(label);
-    item.before(separator);
+  for (const child of [...list.children]) {
+    const element = /** @type {HTMLElement} */ (child);
+    if (element.classList.contains("day-separator")) {
+      const next = element.nextElementSibling;
+      const day = next?.classList.contains("message") ? messageDay(next) : "";
+      if (!day || day === previous || element.dataset.day !== day) element.remove();
+      continue;
+    }
+    const day = messageDay(element);
+    if (!day || day === previous) continue;
+    previous = day;
+    const before = /** @type {HTMLElement|null} */ (element.previousElementSibling);
+    if (!(before?.classList.contains("day-separator") && before.dataset.day === day)) element.before(separatorFor(element));
   }
 }
 
@@ -170,6 +189,7 @@ setInterval(() => {
   for (const time of list.querySelectorAll("time[datetime]")) {
     setTime(/** @type {HTMLTimeElement} */ (time), time.getAttribute("datetime") || "");
   }
+  for (const separator of list.querySelectorAll(":scope > li.day-separator")) separator.remove();
   updateSeparators();
 }, 60_000);
 
@@ -299,9 +319,12 @@ async function loadOlder() {
     const page = await api(`${room.messages_url}?limit=50${before}`);
     const height = list.scrollHeight;
     const top = list.scrollTop;
+    // Old messages are not news: not read out by screen readers as they load.
+    list.setAttribute("aria-live", "off");
     for (const message of page.results) insertMessage(message);
     updateSeparators();
     list.scrollTop = top + (list.scrollHeight - height);
+    setTimeout(() => list.setAttribute("aria-live", "polite"), 0);
     historyStatus.textContent = "";
     setHasMore(page.has_more);
   } catch (error) {
