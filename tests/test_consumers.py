@@ -373,6 +373,8 @@ async def test_event_data_of_a_room_message_has_the_protocols_fields(user, room)
         "text": "shape",
         "author": {"id": user.pk, "username": user.username},
         "created_at": event["data"]["created_at"],
+        # Additive (PROTOCOL.md, Decisions): the real users it mentions.
+        "mentions": [],
     }
     await client.close()
 

@@ -7,15 +7,15 @@ gateway; `RealtimeConfig.ready()` imports this module to register them.
 from django.contrib.auth import get_user_model
 
 from realtime.chat.dashboard import dashboard_stats
-from realtime.chat.models import SLUG_PATTERN, Announcement, Message, Notification, Room
+from realtime.chat.models import SLUG_PATTERN, Announcement, Notification, Room
 from realtime.chat.payloads import (
     announcement_data,
     clean_text,
-    message_data,
+    message_id,
     notification_data,
 )
 from realtime.chat.selectors import room_visible_to
-from realtime.chat.services import mentions_notify
+from realtime.chat.services import message_store, message_store_delete, message_store_edit
 from realtime.gateway import metrics
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
 from realtime.gateway.protocol import is_text
@@ -47,6 +47,13 @@ class RoomTopic(TopicFamily):
     check_publish = check_subscribe
 
     def clean(self, topic: Topic, data: dict) -> dict:
+        """A new message `{text}`, an edit `{edit: <id>, text}` or a deletion `{delete: <id>}`."""
+        if "edit" in data and "delete" in data:
+            raise Invalid("data takes 'edit' or 'delete', not both.")
+        if "edit" in data:
+            return {"edit": message_id(data, "edit"), "text": clean_text(data)}
+        if "delete" in data:
+            return {"delete": message_id(data, "delete")}
         return {"text": clean_text(data)}
 
     def record(self, topic, data, *, publisher, offset, created_at):
@@ -55,11 +62,19 @@ class RoomTopic(TopicFamily):
             raise NotFound(f"No room {topic.key!r}.")
         if publisher is None:
             raise Invalid("Room messages need an author.")
-        message = Message.objects.create(
+        if "edit" in data:
+            return message_store_edit(
+                room=room,
+                actor=publisher,
+                message_id=data["edit"],
+                text=data["text"],
+                edited_at=created_at,
+            )
+        if "delete" in data:
+            return message_store_delete(room=room, actor=publisher, message_id=data["delete"])
+        return message_store(
             room=room, author=publisher, text=data["text"], offset=offset, created_at=created_at
         )
-        mentions_notify(message=message)
-        return message_data(message)
 
 
 @register

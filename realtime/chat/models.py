@@ -76,6 +76,8 @@ class Message(models.Model):
     text = models.TextField(max_length=2000)
     offset = models.BigIntegerField()
     created_at = models.DateTimeField()
+    # Set by the author's last edit (a `message_edited` event); deleted messages are gone.
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -6,6 +6,7 @@ from realtime.gateway.protocol import is_text
 from realtime.gateway.topics import user_brief
 
 MAX_TEXT_LENGTH = 2000
+MAX_ID = 2**63 - 1
 
 
 def clean_text(data: dict) -> str:
@@ -19,14 +20,37 @@ def clean_text(data: dict) -> str:
     return text
 
 
-def message_data(message: Message) -> dict:
+def message_id(data: dict, field: str) -> int:
+    """`data[field]`, the id of a message to edit or delete, or Invalid."""
+    value = data.get(field)
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        raise Invalid(f"data.{field} must be a message id (a positive integer).")
+    return value
+
+
+def message_data(message: Message, mentions: list[dict]) -> dict:
     return {
         "kind": "message",
         "id": message.pk,
         "text": message.text,
         "author": user_brief(message.author),
         "created_at": message.created_at.isoformat(),
+        "mentions": mentions,
     }
+
+
+def message_edited_data(message: Message, mentions: list[dict]) -> dict:
+    return {
+        "kind": "message_edited",
+        "id": message.pk,
+        "text": message.text,
+        "edited_at": message.edited_at.isoformat(),
+        "mentions": mentions,
+    }
+
+
+def message_deleted_data(message_pk: int) -> dict:
+    return {"kind": "message_deleted", "id": message_pk}
 
 
 def notification_data(notification: Notification) -> dict:

@@ -1,19 +1,22 @@
 """The chat site's writes (services); what users should see live goes through publish()."""
 
-import re
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in
 from realtime.chat.models import Message, Notification, Room
+from realtime.chat.payloads import MAX_ID, message_data, message_deleted_data, message_edited_data
 from realtime.chat.selectors import room_manageable_by, room_visible_to
-from realtime.gateway.errors import Forbidden, Invalid
+from realtime.gateway.errors import Forbidden, Invalid, NotFound
 from realtime.gateway.models import Event
-from realtime.gateway.publishing import Publication, publish
+from realtime.gateway.publishing import Publication, publish, publish_as
+from realtime.gateway.topics import parse_topic
 
-MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.@+-]{1,150})")
+__all__ = ["MENTION_PATTERN"]  # re-exported: the pages mark mentions with the same pattern
 
 
 def room_create(*, owner, slug: str, name: str, is_private: bool = False) -> Room:
@@ -67,22 +70,98 @@ def message_create(*, room: Room, author, text: str, client_id: str | None = Non
     return publish(room.topic, {"text": text}, publisher=author, client_id=client_id)
 
 
-def mentions_notify(*, message: Message) -> list[Publication]:
-    """Notify each `@username` in a message who can see its room (not the author)."""
-    usernames = {name.rstrip(".") for name in MENTION_PATTERN.findall(message.text)}
-    usernames.discard(message.author.get_username())
-    if not usernames:
-        return []
+def message_edit(*, room: Room, actor, message_id: int, text: str) -> Publication:
+    """Edit a message (its author only), published as a `message_edited` event."""
+    # Checked here first too, so REST answers 404 and 403 before a 400 about the text.
+    message_change_check(room=room, actor=actor, message=room_message(room, message_id))
+    topic = parse_topic(room.topic)
+    return publish_as(actor, topic, {"edit": message_id, "text": text})
+
+
+def message_delete(*, room: Room, actor, message_id: int) -> Publication:
+    """Delete a message (its author, the room's owner or staff): a `message_deleted` event."""
+    message = room_message(room, message_id)
+    message_change_check(room=room, actor=actor, message=message, deleting=True)
+    topic = parse_topic(room.topic)
+    return publish_as(actor, topic, {"delete": message_id})
+
+
+def room_message(room: Room, message_id: int, *, lock: bool = False) -> Message:
+    """The room's message `message_id` (locked until commit with `lock`), or NotFound."""
+    messages = Message.objects.filter(room=room, pk=message_id) if message_id <= MAX_ID else None
+    if lock and messages is not None:
+        messages = messages.select_for_update()
+    message = messages.first() if messages is not None else None
+    if message is None:
+        raise NotFound(f"No message {message_id} in #{room.slug}.")
+    return message
+
+
+def message_change_check(*, room: Room, actor, message: Message, deleting: bool = False) -> None:
+    """Edits are the author's; deletions the author's, the room owner's or staff's."""
+    if actor is None or not actor.is_authenticated:
+        raise Forbidden("Sign in to change messages.")
+    if message.author_id == actor.pk:
+        return
+    if deleting:
+        if not room_manageable_by(room, actor):
+            raise Forbidden("Only the author, the room's owner or staff may delete a message.")
+    else:
+        raise Forbidden("Only the author may edit a message.")
+
+
+def message_store(*, room: Room, author, text: str, offset: int, created_at: datetime) -> dict:
+    """Store a new message inside publish() (RoomTopic.record); its event's data."""
+    message = Message.objects.create(
+        room=room, author=author, text=text, offset=offset, created_at=created_at
+    )
+    mentions_notify(message=message)
+    return message_data(message, mentions_in(message.text))
+
+
+def message_store_edit(*, room: Room, actor, message_id: int, text: str, edited_at) -> dict:
+    """Apply an edit inside publish() (RoomTopic.record): the author only; the event's data."""
+    message = room_message(room, message_id, lock=True)
+    message_change_check(room=room, actor=actor, message=message)
+    previous = message.text
+    message.text = text
+    message.edited_at = edited_at
+    message.save(update_fields=["text", "edited_at"])
+    mentions_notify(message=message, previous_text=previous)
+    return message_edited_data(message, mentions_in(message.text))
+
+
+def message_store_delete(*, room: Room, actor, message_id: int) -> dict:
+    """Delete inside publish() (RoomTopic.record): author, owner or staff; the event's data."""
+    message = room_message(room, message_id, lock=True)
+    message_change_check(room=room, actor=actor, message=message, deleting=True)
+    message.delete()
+    return message_deleted_data(message_id)
+
+
+def mentions_notify(*, message: Message, previous_text: str | None = None) -> list[Publication]:
+    """
+    Notify each `@username` in a message who can see its room (not the author).
+    After an edit (`previous_text`), only those the previous text did not name.
+    """
+    cap = settings.REALTIME["MAX_MENTIONS"]
     # At most MAX_MENTIONS distinct users, in the order they are named; the rest stay text.
-    named = sorted(usernames, key=message.text.find)
+    author = message.author.get_username()
+    named = [name for name in mention_names(message.text) if name != author]
+    if not named:
+        return []
     users = get_user_model().objects.filter(username__in=named, is_active=True)
     by_name = {user.get_username(): user for user in users}
-    cap = settings.REALTIME["MAX_MENTIONS"]
+    already = set(mention_names(previous_text)) if previous_text is not None else set()
     notified = []
+    considered = 0
     for user in (by_name[name] for name in named if name in by_name):
-        if len(notified) == cap:
+        if considered == cap:
             break
         if not room_visible_to(message.room, user):
+            continue
+        considered += 1
+        if user.get_username() in already:
             continue
         publication = notification_create(
             user=user,

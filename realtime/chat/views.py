@@ -3,7 +3,7 @@
 from functools import wraps
 
 from django.contrib import messages as flash
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -15,12 +15,16 @@ from django.views.decorators.http import require_POST
 from realtime.chat import services
 from realtime.chat.api.throttles import write_refused
 from realtime.chat.forms import AnnouncementForm, MemberAddForm, RoomCreateForm, SignUpForm
+from realtime.chat.mentions import MENTION_PATTERN, texts_users
 from realtime.chat.models import Message, Room
+from realtime.chat.payloads import MAX_TEXT_LENGTH
 from realtime.chat.selectors import room_manageable_by, room_visible, rooms_visible_to
-from realtime.chat.services import MENTION_PATTERN
 from realtime.gateway import errors
+from realtime.gateway.history import topic_offset
 
 HISTORY_LENGTH = 50
+# Public rooms: the mention autocomplete offers the authors of this many recent messages.
+RECENT_AUTHORS_FROM = 500
 
 
 def too_many(request, refusal: str, retry_after: int):
@@ -47,11 +51,14 @@ def write_throttled(view):
     return throttled
 
 
-def text_parts(text: str, me: str) -> list[dict]:
-    """`text` cut into plain runs and `@mentions` (the template escapes each part)."""
+def text_parts(text: str, me: str, known: dict) -> list[dict]:
+    """`text` cut into plain runs and `@mentions` of users in `known` (the template escapes
+    each part; room.js renders links and code on top)."""
     parts, position = [], 0
     for match in MENTION_PATTERN.finditer(text):
         name = match.group(1).rstrip(".")
+        if name not in known:
+            continue
         start, end = match.start(), match.start() + 1 + len(name)
         if start > position:
             parts.append({"text": text[position:start], "mention": False})
@@ -89,29 +96,58 @@ def room_list(request):
     return render(request, "realtime/room_list.html", {"rooms": rooms, "form": form}, status=status)
 
 
+def mention_candidates(room: Room, members) -> list[dict]:
+    """Whom the send box offers after `@`: a private room's members, else recent authors."""
+    User = get_user_model()
+    if members is not None and room.is_private:
+        users = members
+    else:
+        recent = Message.objects.filter(room=room).order_by("-offset")[:RECENT_AUTHORS_FROM]
+        users = User.objects.filter(pk__in=recent.values("author_id"), is_active=True).order_by(
+            "username"
+        )
+    return [{"id": user.pk, "username": user.get_username()} for user in users]
+
+
 def room_context(request, room: Room, member_form: MemberAddForm) -> dict:
     me = request.user.get_username()
+    # Read before the history: what changes after it comes live (events are idempotent).
+    last_offset = topic_offset(room.topic)
     recent = list(
         Message.objects.filter(room=room)
         .select_related("author")
         .order_by("-offset")[:HISTORY_LENGTH]
     )[::-1]
-    history = [{"message": message, "parts": text_parts(message.text, me)} for message in recent]
+    known = texts_users(message.text for message in recent)
+    history = []
+    for message in recent:
+        parts = text_parts(message.text, me, known)
+        # The usernames it mentions, for room.js's rendering (links, code) on top.
+        names = dict.fromkeys(part["text"][1:] for part in parts if part["mention"])
+        history.append({"message": message, "parts": parts, "mentions": " ".join(names)})
     manage = room_manageable_by(room, request.user)
+    members = room.members.order_by("username") if room.is_private or manage else None
+    has_more = (
+        bool(recent) and Message.objects.filter(room=room, offset__lt=recent[0].offset).exists()
+    )
     return {
         "room": room,
         "history": history,
-        "has_more": bool(recent)
-        and Message.objects.filter(room=room, offset__lt=recent[0].offset).exists(),
+        "has_more": has_more,
         "can_manage": manage,
-        "members": room.members.order_by("username") if room.is_private or manage else None,
+        "members": members,
         "member_form": member_form,
         "room_data": {
             "slug": room.slug,
             "topic": room.topic,
-            "last_offset": recent[-1].offset if recent else 0,
+            "last_offset": last_offset,
+            "has_more": has_more,
             "messages_url": f"/api/rooms/{room.slug}/messages/",
             "me": {"id": request.user.pk, "username": me},
+            # The owner and staff may delete anyone's message (their own they may edit too).
+            "can_moderate": manage,
+            "people": mention_candidates(room, members),
+            "max_length": MAX_TEXT_LENGTH,
         },
     }
 

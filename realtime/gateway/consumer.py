@@ -21,7 +21,7 @@ from django.conf import settings
 from realtime.gateway import logs, metrics, outages, protocol
 from realtime.gateway.batching import batchers
 from realtime.gateway.database import in_database
-from realtime.gateway.errors import RealtimeError, TooManySubscriptions, Unavailable
+from realtime.gateway.errors import Forbidden, RealtimeError, TooManySubscriptions, Unavailable
 from realtime.gateway.history import catch_up
 from realtime.gateway.hub import Hub, get_hub
 from realtime.gateway.logs import LogLimiter
@@ -91,6 +91,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             "subscribe": self.handle_subscribe,
             "unsubscribe": self.handle_unsubscribe,
             "publish": self.handle_publish,
+            "typing": self.handle_typing,
         }
 
     @property
@@ -316,6 +317,17 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             )
         )
 
+    async def handle_typing(self, request: Request) -> None:
+        """Forward "this user is typing" to the topic's other subscribers; no reply."""
+        topic = parse_topic(request.topic)
+        if self.state.user_brief is None:
+            raise Forbidden("Sign in to say you are typing.")
+        if topic.name not in self.state.subscriptions:
+            raise Forbidden(f"Subscribe to {topic.name} before typing on it.")
+        if not topic.presence:
+            raise Forbidden(f"{topic.name} has no presence, so no typing.")
+        self.state.hub.typing(topic.name, self.state.user_brief)
+
     # The steps of a subscribe ---------------------------------------------------
 
     def topic_to_subscribe(self, name) -> Topic:
@@ -449,10 +461,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
         return True
 
-    async def offer_frame(self, topic: str, text: str) -> None:
+    async def offer_frame(self, topic: str, text: str, except_user: int | None = None) -> None:
         subscription = self.state.subscriptions.get(topic)
-        if subscription is not None and subscription.held is None and not self.state.closing:
-            await self.send_text(text)
+        if subscription is None or subscription.held is not None or self.state.closing:
+            return
+        if except_user is not None and self.state.user_brief is not None:
+            if self.state.user_brief["id"] == except_user:
+                return  # the typing user's own sockets
+        await self.send_text(text)
 
     async def control(self, message: dict) -> None:
         """A control message for every socket of every process; act if it names this one."""

@@ -31,11 +31,15 @@ async def send_control(message: dict) -> None:
     await get_channel_layer().group_send(CONTROL_GROUP, {"type": "realtime.control", **message})
 
 
-async def send_topic_frame(topic: str, frame: dict) -> None:
-    """Send a non-event frame (presence) to every subscriber of `topic` on every process."""
-    await get_channel_layer().group_send(
-        group_name(topic), {"type": "realtime.frame", "topic": topic, "frame": frame}
-    )
+async def send_topic_frame(topic: str, frame: dict, *, except_user: int | None = None) -> None:
+    """
+    Send a non-event frame (presence, typing) to every subscriber of `topic` on
+    every process, but not to the sockets of user `except_user`.
+    """
+    message = {"type": "realtime.frame", "topic": topic, "frame": frame}
+    if except_user is not None:
+        message["except_user"] = except_user
+    await get_channel_layer().group_send(group_name(topic), message)
 
 
 # Sync API, for views, signals, the admin and management commands -------------

@@ -39,6 +39,7 @@ from realtime.gateway.upkeep import keep_live_state
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 3.0
+TYPING_EVERY_SECONDS = 2.0  # at most one `typing` per user and topic forwarded this often
 REJOIN_EVERY = 10  # sweeps between two rejoins of every group when nothing failed
 PRESENCE_BATCH_SECONDS = 0.05
 
@@ -57,7 +58,7 @@ class LocalConnection(Protocol):
     connection_id: str
 
     async def offer_event(self, topic: str, offset: int | None, event: Outgoing) -> None: ...
-    async def offer_frame(self, topic: str, text: str) -> None: ...
+    async def offer_frame(self, topic: str, text: str, except_user: int | None = None) -> None: ...
     async def control(self, message: dict) -> None: ...
     async def close_with(self, code: int) -> None: ...
 
@@ -92,6 +93,8 @@ class Hub:
         self.background_tasks: set[asyncio.Task] = set()
         # Worst publish-to-write delay seen since the last feed of a server-fed topic.
         self.lag_ms = 0.0
+        # (user id, topic) -> when this process last forwarded that user's `typing`.
+        self.typing_sent: dict[tuple[int, str], float] = {}
 
     # Connections ------------------------------------------------------------
 
@@ -269,6 +272,36 @@ class Hub:
         for topic in list(self.presence_pending):
             await self.flush_presence(topic)
 
+    # Typing ---------------------------------------------------------------
+
+    def typing(self, topic: str, user: dict) -> bool:
+        """
+        Forward `user`'s `typing` on `topic` to its other subscribers on every
+        process (not stored, no offset), at most once per TYPING_EVERY_SECONDS
+        per user and topic from this process; False when dropped by that limit.
+        """
+        now = asyncio.get_running_loop().time()
+        key = (user["id"], topic)
+        last = self.typing_sent.get(key)
+        if last is not None and now - last < TYPING_EVERY_SECONDS:
+            return False
+        if len(self.typing_sent) > 10_000:
+            self.typing_sent = {
+                k: t for k, t in self.typing_sent.items() if now - t < TYPING_EVERY_SECONDS
+            }
+        self.typing_sent[key] = now
+        self.background(self.send_typing(topic, user))
+        return True
+
+    async def send_typing(self, topic: str, user: dict) -> None:
+        try:
+            await send_topic_frame(
+                topic, protocol.typing_frame(topic, user), except_user=user["id"]
+            )
+        except Exception as exc:
+            # The broker is down: a typing hint is not worth keeping.
+            outages.channel_layer.failed(exc)
+
     def background(self, coroutine) -> None:
         task = process_task(coroutine)
         self.background_tasks.add(task)
@@ -300,8 +333,9 @@ class Hub:
             await self.on_event(message)
         elif kind == "realtime.frame":
             text = protocol.encode(message["frame"])
+            except_user = message.get("except_user")
             for connection in self.subscribers(message["topic"]):
-                await connection.offer_frame(message["topic"], text)
+                await connection.offer_frame(message["topic"], text, except_user)
         elif kind == "realtime.control":
             for connection in list(self.connections.values()):
                 await connection.control(message)

@@ -29,7 +29,7 @@ CLOSE_RESTART = 4012
 CLOSE_SESSION_ENDED = 4401
 CLOSE_FLOODING = 4429
 
-CLIENT_TYPES = ("subscribe", "unsubscribe", "publish", "ping")
+CLIENT_TYPES = ("subscribe", "unsubscribe", "publish", "ping", "typing")
 
 
 class BadJson(RealtimeError):
@@ -115,8 +115,8 @@ def parse_request(content: Any) -> Request:
     topic = content.get("topic")
     if not isinstance(topic, str):
         raise BadMessage(f"'{frame_type}' needs a string 'topic'.")
-    if frame_type == "unsubscribe":
-        return Request(type="unsubscribe", ref=ref, topic=topic)
+    if frame_type in ("unsubscribe", "typing"):
+        return Request(type=frame_type, ref=ref, topic=topic)
     if frame_type == "subscribe":
         since = content.get("since")
         if since is not None and (type(since) is not int or not 0 <= since <= MAX_OFFSET):
@@ -181,6 +181,10 @@ def subscribed_frame(
 
 def presence_state_frame(topic: str, users: list[dict]) -> dict:
     return {"type": "presence_state", "topic": topic, "users": users}
+
+
+def typing_frame(topic: str, user: dict) -> dict:
+    return {"type": "typing", "topic": topic, "user": user}
 
 
 def presence_diff_frame(topic: str, joins: list[dict], leaves: list[dict]) -> dict:

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from realtime.chat.mentions import mentions_in
 from realtime.chat.models import Message, Notification, Room, slug_validator
 
 MAX_ID = 2**63 - 1  # the largest value a 64-bit integer column holds
@@ -129,14 +130,29 @@ class MemberAddSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """A chat message with its offset on `room:<slug>`."""
+    """
+    A chat message with its offset on `room:<slug>`, as it is now (`edited_at`
+    is null unless edited); `mentions` are the active users it names. Pass the
+    page's `texts_users(...)` as context `known` to look them up in one query.
+    """
 
     author = UserBriefSerializer(read_only=True)
+    mentions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "offset", "text", "author", "created_at"]
+        fields = ["id", "offset", "text", "author", "created_at", "edited_at", "mentions"]
         read_only_fields = fields
+
+    @extend_schema_field(UserBriefSerializer(many=True))
+    def get_mentions(self, message: Message) -> list[dict]:
+        return mentions_in(message.text, self.context.get("known"))
+
+
+class MessageEditSerializer(serializers.Serializer):
+    """`{text}` of an edit: 1 to 2,000 characters after trimming (checked by the topic)."""
+
+    text = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
 
 
 class MessageCreateSerializer(serializers.Serializer):

@@ -19,6 +19,11 @@ urlpatterns = [
         name="api-room-member",
     ),
     path("rooms/<str:slug>/messages/", views.RoomMessagesView.as_view(), name="api-room-messages"),
+    path(
+        "rooms/<str:slug>/messages/<int:message_id>/",
+        views.RoomMessageDetailView.as_view(),
+        name="api-room-message",
+    ),
     path("notifications/", views.NotificationListView.as_view(), name="api-notifications"),
     path(
         "notifications/read/", views.NotificationReadView.as_view(), name="api-notifications-read"

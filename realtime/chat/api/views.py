@@ -24,6 +24,7 @@ from realtime.chat.api.serializers import (
     MemberAddSerializer,
     MeSerializer,
     MessageCreateSerializer,
+    MessageEditSerializer,
     MessagePageQuerySerializer,
     MessagePageSerializer,
     MessageSerializer,
@@ -39,6 +40,7 @@ from realtime.chat.api.serializers import (
     UserBriefSerializer,
 )
 from realtime.chat.api.throttles import WriteThrottle
+from realtime.chat.mentions import texts_users
 from realtime.chat.models import SLUG_PATTERN, Message, Notification, Room
 from realtime.chat.selectors import room_visible, rooms_visible_to
 from realtime.gateway.control import connection_disconnect
@@ -253,7 +255,9 @@ class RoomMessagesView(APIView):
         page = list(messages[: limit + 1])
         has_more = len(page) > limit
         page = page[:limit][::-1]
-        return Response({"results": MessageSerializer(page, many=True).data, "has_more": has_more})
+        known = texts_users(message.text for message in page)
+        results = MessageSerializer(page, many=True, context={"known": known}).data
+        return Response({"results": results, "has_more": has_more})
 
     @extend_schema(
         request=MessageCreateSerializer,
@@ -268,6 +272,46 @@ class RoomMessagesView(APIView):
         )
         message = Message.objects.select_related("author").get(pk=publication.data["id"])
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["rooms"],
+    parameters=[
+        SLUG,
+        OpenApiParameter("id", int, OpenApiParameter.PATH, description="Message id."),
+    ],
+)
+class RoomMessageDetailView(APIView):
+    """Edit a message (its author) or delete it (its author, the room's owner or staff);
+    published on `room:<slug>` as `message_edited` / `message_deleted`."""
+
+    throttle_classes = [WriteThrottle]
+    error_fields = {"invalid": "text"}
+
+    @extend_schema(
+        request=MessageEditSerializer,
+        responses={200: MessageSerializer, 400: ERRORS[400], 403: ERRORS[403], 404: ERRORS[404]},
+    )
+    def patch(self, request, slug: str, message_id: int):
+        room = visible_room(request, slug)
+        serializer = MessageEditSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.message_edit(
+            room=room,
+            actor=request.user,
+            message_id=message_id,
+            text=serializer.validated_data["text"],
+        )
+        message = Message.objects.select_related("author").filter(pk=message_id).first()
+        if message is None:  # deleted meanwhile
+            raise NotFound("No such message.")
+        return Response(MessageSerializer(message).data)
+
+    @extend_schema(responses={204: None, 403: ERRORS[403], 404: ERRORS[404]})
+    def delete(self, request, slug: str, message_id: int):
+        room = visible_room(request, slug)
+        services.message_delete(room=room, actor=request.user, message_id=message_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=["notifications"])
