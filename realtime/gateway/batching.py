@@ -24,7 +24,12 @@ from realtime.gateway import outages
 from realtime.gateway.backends import PerLoop
 from realtime.gateway.control import send_event
 from realtime.gateway.database import in_database
-from realtime.gateway.publishing import Publication, PublishRequest, store_batch
+from realtime.gateway.publishing import (
+    Publication,
+    PublishRequest,
+    broadcasts_handed_back,
+    store_batch,
+)
 from realtime.gateway.rights import users_of_the_moment
 from realtime.gateway.topics import Topic
 
@@ -39,15 +44,20 @@ class Waiting:
     outcome: asyncio.Future
 
 
-def commit_socket_batch(requests: list[PublishRequest]) -> list:
-    """Rights of the moment for every acting user (one query), then store the batch."""
+def commit_socket_batch(requests: list[PublishRequest]) -> tuple[list, list[Publication]]:
+    """
+    Rights of the moment for every acting user (one query), then store the batch:
+    one result per request, and what committed with them (a mention's notification).
+    """
     users = users_of_the_moment([r.acting_user for r in requests])
     for request in requests:
         user = users.get(request.acting_user.pk, AnonymousUser())
         request.acting_user = user
         request.publisher = user if user.is_authenticated else None
-    with transaction.atomic():
-        return store_batch(requests)
+    with broadcasts_handed_back() as also_committed:
+        with transaction.atomic():
+            results = store_batch(requests)
+    return results, also_committed
 
 
 class PublishBatcher:
@@ -76,7 +86,7 @@ class PublishBatcher:
             while self.waiting:
                 batch, self.waiting = self.waiting[:limit], self.waiting[limit:]
                 try:
-                    results = await in_database(
+                    results, also_committed = await in_database(
                         commit_socket_batch, [waiting.request for waiting in batch]
                     )
                 except Exception as exc:  # the database is down: the batch fails as one
@@ -86,17 +96,19 @@ class PublishBatcher:
                     continue
                 # Hand over in commit order, while the next batch commits.
                 self.handing_over = asyncio.get_running_loop().create_task(
-                    self.hand_over(self.handing_over, batch, results)
+                    self.hand_over(self.handing_over, batch, results, also_committed)
                 )
         finally:
             self.committing = None
 
-    async def hand_over(self, previous: asyncio.Task | None, batch: list[Waiting], results):
+    async def hand_over(self, previous, batch: list[Waiting], results, also_committed):
         if previous is not None:
             await asyncio.wait([previous])
         for result in results:
             if isinstance(result, Publication) and not result.duplicate:
                 await broadcast_now(result)
+        for publication in also_committed:
+            await broadcast_now(publication)
         for waiting, result in zip(batch, results, strict=True):
             if waiting.outcome.done():
                 continue  # its socket went away meanwhile

@@ -9,6 +9,9 @@ when the transaction commits, never for a rolled-back one.
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -204,8 +207,29 @@ def publish_as(user, topic: Topic, data: dict, *, client_id: str | None = None) 
     )
 
 
+# Set while a database thread stores a batch for the event loop: publications
+# that commit with it (a mention's notification) are handed back to the loop
+# rather than sent from the database thread.
+_handed_back: ContextVar[list | None] = ContextVar("realtime_handed_back", default=None)
+
+
+@contextmanager
+def broadcasts_handed_back() -> Iterator[list[Publication]]:
+    """Collect what would be broadcast on commit, for the caller to send from its loop."""
+    collected: list[Publication] = []
+    token = _handed_back.set(collected)
+    try:
+        yield collected
+    finally:
+        _handed_back.reset(token)
+
+
 def broadcast(publication: Publication) -> None:
     """Hand a stored publication to the channel layer (at most once; offsets fill gaps)."""
+    collected = _handed_back.get()
+    if collected is not None:
+        collected.append(publication)
+        return
     try:
         async_to_sync(send_event)(
             publication.topic, publication.offset, publication.ts, publication.data
