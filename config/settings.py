@@ -237,6 +237,10 @@ TEMPLATES = [
 # SECURITY
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/stable/ref/settings/#session-cookie-httponly
+# Cached sessions (the database is the record): a WebSocket handshake reads its
+# session at memory speed; an ended session never survives in the cache
+# (realtime/gateway/session_store.py).
+SESSION_ENGINE = "realtime.gateway.session_store"
 SESSION_COOKIE_HTTPONLY = True
 # Lax: sent on top-level navigation, never on cross-site subrequests.
 SESSION_COOKIE_SAMESITE = "Lax"

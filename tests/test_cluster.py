@@ -322,3 +322,41 @@ async def test_processes_find_redis_through_sentinel(
             server.stop()
         sentinel.terminate()
         sentinel.wait(10)
+
+
+async def test_a_session_ended_on_one_process_is_never_let_in_from_the_cache_on_the_other(
+    redis_cluster, live_database, require_redis, redis_prefix
+):
+    """Sessions are cached in Redis: a logout or a new password elsewhere must still count."""
+    a, b = redis_cluster
+    alice = signed_up(a)
+    same_on_b = same_session_on(b, alice)
+    # A first handshake on each process puts the session in the shared cache.
+    for server, session in ((a, alice), (b, same_on_b)):
+        socket_ = await ws_connect(server, session)
+        assert (await receive(socket_))["user"]["id"] == alice.user_id
+        await socket_.close()
+    status, _ = alice.request("POST", "/api/auth/logout/")
+    assert status == 200
+    refused = await ws_connect(b, same_on_b)
+    assert (await receive(refused))["user"] is None
+    await refused.close()
+
+    bob = signed_up(a)
+    bob_on_b = same_session_on(b, bob)
+    socket_ = await ws_connect(b, bob_on_b)
+    assert (await receive(socket_))["user"]["id"] == bob.user_id
+    await socket_.close()
+    # A new password, set from a shell: the cached session no longer signs bob in.
+    await asyncio.to_thread(
+        live_database.manage,
+        "shell",
+        "-c",
+        "from realtime.models import User;"
+        f"u=User.objects.get(pk={bob.user_id}); u.set_password('another-password-123'); u.save()",
+        REDIS_URL=require_redis,
+        REALTIME_REDIS_PREFIX=redis_prefix,
+    )
+    refused = await ws_connect(b, bob_on_b)
+    assert (await receive(refused))["user"] is None
+    await refused.close()

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+from collections import Counter
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -27,6 +28,8 @@ SERVER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 # This process's own sockets: connection id -> entry (both stores keep it).
 LIVE: dict[str, dict] = {}
+# How many of them each user (or anonymous address) holds: the cap check.
+HELD: Counter[str] = Counter()
 
 
 def entry_public(entry: dict) -> dict:
@@ -69,6 +72,22 @@ def cap_limit(field: str) -> int:
     return config["MAX_ANONYMOUS_PER_ADDRESS"]
 
 
+def live_add(entry: dict) -> None:
+    """Record a socket of this process (and count it under its cap)."""
+    if LIVE.get(entry["connection_id"]) is None:
+        HELD[cap_field(entry)] += 1
+    LIVE[entry["connection_id"]] = entry
+
+
+def live_remove(connection_id: str) -> None:
+    entry = LIVE.pop(connection_id, None)
+    if entry is not None:
+        field = cap_field(entry)
+        HELD[field] -= 1
+        if HELD[field] <= 0:
+            del HELD[field]
+
+
 class Registry:
     """What every registry store does; this process's sockets are always in LIVE."""
 
@@ -80,17 +99,16 @@ class Registry:
         or its address for an anonymous socket, is at its connection cap.
         """
         field = cap_field(entry)
-        held = sum(1 for other in list(LIVE.values()) if cap_field(other) == field)
-        if held >= cap_limit(field):
+        if HELD[field] >= cap_limit(field):
             return False
-        LIVE[entry["connection_id"]] = entry
+        live_add(entry)
         return True
 
     async def update(self, connection_id: str) -> None:
         """Store the entry's current topics."""
 
     async def unregister(self, connection_id: str) -> None:
-        LIVE.pop(connection_id, None)
+        live_remove(connection_id)
 
     async def entries(self) -> list[dict]:
         """Every live connection this store knows of."""
@@ -162,12 +180,12 @@ class RedisRegistry(Registry):
         except Exception:
             # Redis is down: admit (an outage must not lock people out); the
             # reconcile after it records the socket and recounts.
-            LIVE[entry["connection_id"]] = entry
+            live_add(entry)
             self.dirty.add(entry["connection_id"])
             raise
         if not admitted:
             return False
-        LIVE[entry["connection_id"]] = entry
+        live_add(entry)
         await self.update(entry["connection_id"])
         return True
 

@@ -7,7 +7,6 @@ the person's browser uses over HTTP.
 """
 
 from datetime import datetime
-from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -18,11 +17,13 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.utils.crypto import constant_time_compare
 
 
 def session_store(session_key: str | None):
-    return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    """The session as the database has it: the record, never a cached copy."""
+    return DatabaseSessionStore(session_key)
 
 
 def user_of_session(session):
