@@ -155,7 +155,9 @@ def test_dashboard_history_keeps_five_minutes_for_staff_only(user, staff):
     }
 
 
-def test_a_new_user_sees_every_message_of_a_visible_room_as_unread(room, other_user):
-    post(room, other_user)
+def test_a_room_never_opened_counts_the_messages_since_the_user_signed_up(room, other_user):
+    post(room, other_user, "before the newcomer came")
     newcomer = UserFactory()
+    assert unread_of(newcomer, "general") == 0
+    post(room, other_user, "after")
     assert unread_of(newcomer, "general") == 1

@@ -3,8 +3,7 @@ what each user has not read yet, which announcements they still see."""
 
 from datetime import timedelta
 
-from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from realtime.chat.models import Announcement, Message, Room, RoomReadState
@@ -40,9 +39,11 @@ def room_manageable_by(room: Room, user) -> bool:
 
 def room_unread_counts(user, rooms) -> dict[int, int]:
     """
-    Room id -> how many messages `user` has not read there: those after the user's
-    read state (all of them without one), not written by the user. Rooms with none
-    are left out. Only `user`'s own read state counts; nobody else's is looked at.
+    Room id -> how many messages `user` has not read there, not counting the user's
+    own: those after the user's read state of the room or, in a room the user never
+    opened, those posted since the user signed up (a newcomer does not start with
+    every public room's whole history unread). Rooms with none are left out. Only
+    `user`'s own read state is looked at.
     """
     if not user.is_authenticated:
         return {}
@@ -52,8 +53,11 @@ def room_unread_counts(user, rooms) -> dict[int, int]:
     counts = (
         Message.objects.filter(room__in=rooms)
         .exclude(author=user)
-        .annotate(read_to=Coalesce(Subquery(read_to), Value(0)))
-        .filter(offset__gt=F("read_to"))
+        .annotate(read_to=Subquery(read_to))
+        .filter(
+            Q(read_to__isnull=False, offset__gt=F("read_to"))
+            | Q(read_to__isnull=True, created_at__gt=user.date_joined)
+        )
         .values("room")
         .annotate(unread=Count("pk"))
         .values_list("room", "unread")

@@ -11,6 +11,8 @@
  * @module room
  */
 import { api, appendWithMentions, client, connectionState, formatTime, readJson } from "./page.js";
+import "./unread.js"; // read state, jump to a linked message
+import "./online.js"; // the "Online" drawer on narrow screens
 
 /** @type {{slug: string, topic: string, last_offset: number, messages_url: string, me: {id: number, username: string}}} */
 const room = readJson("room-data");
