@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from realtime.chat.models import Announcement, Message, Notification, Room, slug_validator
@@ -99,6 +99,7 @@ class RoomSerializer(serializers.ModelSerializer):
         return value
 
 
+@extend_schema_serializer(component_name="Room")  # the name GET /api/rooms/ always had
 class RoomListItemSerializer(RoomSerializer):
     """A room in `GET /api/rooms/`, with how many of its messages the user has not read."""
 

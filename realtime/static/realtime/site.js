@@ -212,6 +212,15 @@ function setUpBell(userId, bell) {
   }
   document.addEventListener("visibilitychange", readWhatIsInView);
 
+  /** Say `text` in the polite live region (emptied first, so a repeat is heard again). @param {string} text */
+  function announce(text) {
+    if (!live) return;
+    live.textContent = "";
+    setTimeout(() => {
+      live.textContent = text;
+    }, 100);
+  }
+
   /** @param {number[]} ids */
   function applyRead(ids) {
     for (const id of ids) {
@@ -229,7 +238,7 @@ function setUpBell(userId, bell) {
       if (notes.has(data.id)) return;
       notes.set(data.id, { ...data, read_at: null });
       unread += 1;
-      if (live && loaded) live.textContent = `New notification: ${data.title}`;
+      if (loaded) announce(`New notification: ${data.title}`);
     } else if (data.kind === "read" && Array.isArray(data.ids)) {
       applyRead(data.ids);
     }
@@ -253,6 +262,7 @@ function setUpBell(userId, bell) {
   async function load() {
     loaded = false;
     early = [];
+    list.setAttribute("aria-busy", "true");
     try {
       const page = await api("/api/notifications/?limit=30");
       notes.clear();
@@ -265,6 +275,7 @@ function setUpBell(userId, bell) {
     for (const event of early) apply(event);
     early = [];
     render();
+    list.setAttribute("aria-busy", "false");
     readWhatIsInView();
   }
 
