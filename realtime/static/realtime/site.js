@@ -5,8 +5,8 @@
  * and, for a signed-in user, the notifications bell (`user:<id>`): live
  * unread count, the list, mark as read (the `kind: read` event brings the
  * user's other tabs along), new ones announced politely to screen readers.
- * Opening a notification marks it read; one about the page in view (a
- * mention in the open room) is read as it arrives while the page is visible.
+ * Opening a notification marks it read; a mention in the room in view is
+ * read as it arrives while the page is visible.
  * @module site
  */
 import { isLocalPath } from "./links.js";
@@ -119,6 +119,8 @@ function setUpBell(userId, bell) {
   const readAll = /** @type {HTMLButtonElement} */ (bell.querySelector("[data-bell-read-all]"));
   // Outside the (closed) panel, so that screen readers hear new notifications politely.
   const live = /** @type {HTMLElement|null} */ (document.querySelector("[data-bell-live]"));
+  // A room page (its data is in the page): mentions in it are read while it is in view.
+  const roomPage = document.getElementById("room-data") !== null;
   /** @type {Map<number, Note>} */
   const notes = new Map();
   let unread = 0;
@@ -196,17 +198,17 @@ function setUpBell(userId, bell) {
     }
   }
 
-  /** Is this notification about the page being looked at (e.g. a mention in the open room)? @param {Note} note */
-  function aboutThisPage(note) {
-    if (!isLocalPath(note.url)) return false;
+  /** Is this page a room, and the notification about it (a mention in the open room)? @param {Note} note */
+  function aboutThisRoom(note) {
+    if (!roomPage || !isLocalPath(note.url)) return false;
     return new URL(note.url, location.href).pathname === location.pathname;
   }
 
-  /** Notifications about the page in view are read: the person is looking at it. */
+  /** Mentions in the room in view are read: the person is looking at it. */
   function readWhatIsInView() {
     if (document.visibilityState !== "visible") return;
     const ids = Array.from(notes.values())
-      .filter((note) => !note.read_at && aboutThisPage(note))
+      .filter((note) => !note.read_at && aboutThisRoom(note))
       .map((note) => note.id);
     markRead(ids);
   }
