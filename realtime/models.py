@@ -6,10 +6,12 @@ chat site's. One app label, so `AUTH_USER_MODEL` and the migrations stay put.
 from realtime.chat.models import (  # noqa: F401
     SLUG_PATTERN,
     Announcement,
+    AnnouncementDismissal,
     Message,
     Notification,
     Room,
     RoomMembership,
+    RoomReadState,
     User,
     slug_validator,
 )

@@ -529,7 +529,8 @@ async def test_mention_notifies_a_user_who_can_see_the_room(user, other_user, pr
     event = await bob.receive()
     assert event["data"]["kind"] == "notification"
     assert user.username in event["data"]["title"]
-    assert event["data"]["url"] == "/rooms/secret/"
+    message = await sync_to_async(private_room.messages.get)()
+    assert event["data"]["url"] == f"/rooms/secret/#message-{message.pk}"
     assert not await sync_to_async(Notification.objects.filter(user=outsider).exists)()
     await bob.close()
     await client.close()

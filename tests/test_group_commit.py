@@ -104,7 +104,7 @@ async def test_concurrent_publishers_into_one_room_get_gapless_offsets_in_commit
     )
     assert [text for _, text in stored] == texts[listeners[0]]
     assert max(batch_sizes) > 1, batch_sizes  # they really were committed together
-    for client in publishers + listeners:
+    for client in [*publishers, *listeners]:
         await client.close()
 
 
@@ -166,7 +166,7 @@ async def test_a_refused_publish_fails_alone_and_takes_no_offset(
     events = await events_of(listener, 4)
     assert [event["offset"] for event in events] == [1, 2, 3, 4]
     assert await listener.nothing_arrives(0.3)
-    for client in clients + [listener]:
+    for client in [*clients, listener]:
         await client.close()
 
 

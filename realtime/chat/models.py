@@ -124,3 +124,44 @@ class Announcement(models.Model):
 
     def __str__(self):
         return self.text[:60]
+
+
+class RoomReadState(models.Model):
+    """How far one user has read one room: messages after `last_read_offset` are unread."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="room_read_states"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_states")
+    last_read_offset = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="room_read_state_user_room")
+        ]
+
+    def __str__(self):
+        return f"{self.user} read #{self.room} to {self.last_read_offset}"
+
+
+class AnnouncementDismissal(models.Model):
+    """One user dismissed one announcement: it is no longer shown to them on load."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dismissals"
+    )
+    announcement = models.ForeignKey(
+        Announcement, on_delete=models.CASCADE, related_name="dismissals"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "announcement"], name="announcement_dismissal_user_announcement"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user} dismissed {self.announcement_id}"

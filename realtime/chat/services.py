@@ -8,7 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in
-from realtime.chat.models import Message, Notification, Room
+from realtime.chat.models import (
+    Announcement,
+    AnnouncementDismissal,
+    Message,
+    Notification,
+    Room,
+    RoomReadState,
+)
 from realtime.chat.payloads import MAX_ID, message_data, message_deleted_data, message_edited_data
 from realtime.chat.selectors import room_manageable_by, room_visible_to
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
@@ -167,7 +174,7 @@ def mentions_notify(*, message: Message, previous_text: str | None = None) -> li
             user=user,
             title=f"{message.author.get_username()} mentioned you in #{message.room.slug}",
             body=message.text[:200],
-            url=f"/rooms/{message.room.slug}/",
+            url=f"/rooms/{message.room.slug}/#message-{message.pk}",
         )
         notified.append(publication)
     return notified
@@ -193,3 +200,23 @@ def notifications_mark_read(*, user, ids: list[int]) -> list[int]:
 
 def announcement_create(*, author, text: str) -> Publication:
     return publish("broadcast", {"text": text}, publisher=author)
+
+
+def room_mark_read(*, user, room: Room, offset: int) -> int:
+    """
+    Record that `user` has read `room` up to `offset` (clamped to the room's last
+    message; never moves back). Returns the offset now recorded.
+    """
+    last = Message.objects.filter(room=room).order_by("-offset").values_list("offset", flat=True)
+    offset = min(offset, last.first() or 0)
+    with transaction.atomic():
+        state, _ = RoomReadState.objects.select_for_update().get_or_create(user=user, room=room)
+        if offset > state.last_read_offset:
+            state.last_read_offset = offset
+            state.save(update_fields=["last_read_offset", "updated_at"])
+    return state.last_read_offset
+
+
+def announcement_dismiss(*, user, announcement: Announcement) -> None:
+    """`user` no longer sees `announcement` on pages they open (idempotent)."""
+    AnnouncementDismissal.objects.get_or_create(user=user, announcement=announcement)

@@ -18,13 +18,22 @@ from realtime.chat.forms import AnnouncementForm, MemberAddForm, RoomCreateForm,
 from realtime.chat.mentions import MENTION_PATTERN, texts_users
 from realtime.chat.models import Message, Room
 from realtime.chat.payloads import MAX_TEXT_LENGTH
-from realtime.chat.selectors import room_manageable_by, room_visible, rooms_visible_to
+from realtime.chat.selectors import (
+    room_last_offsets,
+    room_manageable_by,
+    room_unread_counts,
+    room_visible,
+    rooms_visible_to,
+)
 from realtime.gateway import errors
 from realtime.gateway.history import topic_offset
 
 HISTORY_LENGTH = 50
 # Public rooms: the mention autocomplete offers the authors of this many recent messages.
 RECENT_AUTHORS_FROM = 500
+# The rooms list follows this many rooms live (under the socket's subscription cap of
+# 100, leaving room for the page's own `user:<id>` and `broadcast`).
+LIVE_ROOMS = 90
 
 
 def too_many(request, refusal: str, retry_after: int):
@@ -91,9 +100,20 @@ def room_list(request):
         else:
             flash.success(request, f"Room #{room.slug} created.")
             return redirect("room", slug=room.slug)
-    rooms = rooms_visible_to(request.user)
+    rooms = list(rooms_visible_to(request.user))
+    unread = room_unread_counts(request.user, rooms)
+    last_offsets = room_last_offsets(rooms)
+    for room in rooms:
+        room.unread = unread.get(room.pk, 0)
+        room.last_offset = last_offsets.get(room.pk, 0)
     status = 400 if form.errors else 200
-    return render(request, "realtime/room_list.html", {"rooms": rooms, "form": form}, status=status)
+    context = {
+        "rooms": rooms,
+        "unread_total": sum(unread.values()),
+        "form": form,
+        "rooms_data": {"me": request.user.pk, "live_limit": LIVE_ROOMS},
+    }
+    return render(request, "realtime/room_list.html", context, status=status)
 
 
 def mention_candidates(room: Room, members) -> list[dict]:

@@ -4,11 +4,11 @@ from datetime import datetime
 
 from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from realtime.chat.mentions import mentions_in
-from realtime.chat.models import Message, Notification, Room, slug_validator
+from realtime.chat.models import Announcement, Message, Notification, Room, slug_validator
 
 MAX_ID = 2**63 - 1  # the largest value a 64-bit integer column holds
 MESSAGES_DEFAULT_LIMIT = 50
@@ -98,6 +98,44 @@ class RoomSerializer(serializers.ModelSerializer):
                 "A room with this slug already exists.", code="unique"
             )
         return value
+
+
+@extend_schema_serializer(component_name="Room")  # the name GET /api/rooms/ always had
+class RoomListItemSerializer(RoomSerializer):
+    """A room in `GET /api/rooms/`, with how many of its messages the user has not read."""
+
+    unread = serializers.SerializerMethodField(
+        help_text="Messages after the user's read state, not written by the user."
+    )
+    last_offset = serializers.SerializerMethodField(
+        help_text="The offset of the room's newest message (0 when it has none)."
+    )
+
+    class Meta(RoomSerializer.Meta):
+        fields = [*RoomSerializer.Meta.fields, "unread", "last_offset"]
+
+    def get_unread(self, room) -> int:
+        return self.context.get("unread", {}).get(room.pk, 0)
+
+    def get_last_offset(self, room) -> int:
+        return self.context.get("last_offsets", {}).get(room.pk, 0)
+
+
+class RoomReadSerializer(serializers.Serializer):
+    """`POST /api/rooms/<slug>/read/ {offset}`: the room is read up to this offset."""
+
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="The offset of the last message seen; clamped to the room's last message.",
+    )
+
+
+class RoomReadStateSerializer(serializers.Serializer):
+    """The user's read state of a room after the call: never moves back."""
+
+    offset = serializers.IntegerField(help_text="Read up to this offset.")
+    unread = serializers.IntegerField(help_text="Messages still unread in the room.")
 
 
 class RoomUpdateSerializer(serializers.Serializer):
@@ -228,6 +266,25 @@ class NotificationIdsSerializer(serializers.Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=1000
     )
+
+
+class AnnouncementSerializer(serializers.ModelSerializer):
+    """A site-wide announcement with its offset on `broadcast`."""
+
+    class Meta:
+        model = Announcement
+        fields = ["id", "offset", "text", "created_at"]
+        read_only_fields = fields
+
+
+class DashboardSampleSerializer(serializers.Serializer):
+    """One second of the staff dashboard's charts."""
+
+    ts = serializers.CharField(help_text="ISO 8601 UTC.")
+    connections = serializers.IntegerField(allow_null=True)
+    users_online = serializers.IntegerField(allow_null=True)
+    messages_per_second = serializers.FloatField(allow_null=True)
+    delivery_lag_ms = serializers.FloatField(allow_null=True)
 
 
 class PublishSerializer(serializers.Serializer):

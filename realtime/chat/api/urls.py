@@ -18,6 +18,7 @@ urlpatterns = [
         views.RoomMemberDetailView.as_view(),
         name="api-room-member",
     ),
+    path("rooms/<str:slug>/read/", views.RoomReadView.as_view(), name="api-room-read"),
     path("rooms/<str:slug>/messages/", views.RoomMessagesView.as_view(), name="api-room-messages"),
     path(
         "rooms/<str:slug>/messages/<int:message_id>/",
@@ -28,6 +29,13 @@ urlpatterns = [
     path(
         "notifications/read/", views.NotificationReadView.as_view(), name="api-notifications-read"
     ),
+    path("announcements/", views.AnnouncementListView.as_view(), name="api-announcements"),
+    path(
+        "announcements/<int:announcement_id>/dismiss/",
+        views.AnnouncementDismissView.as_view(),
+        name="api-announcement-dismiss",
+    ),
+    path("dashboard/history/", views.DashboardHistoryView.as_view(), name="api-dashboard-history"),
     path("publish/", views.PublishView.as_view(), name="api-publish"),
     path("connections/", views.ConnectionListView.as_view(), name="api-connections"),
     path(

@@ -17,8 +17,10 @@ from realtime.chat import services
 from realtime.chat.api.permissions import IsRoomOwnerOrStaff, IsStaff
 from realtime.chat.api.serializers import (
     MESSAGES_MAX_LIMIT,
+    AnnouncementSerializer,
     ConnectionSerializer,
     CsrfSerializer,
+    DashboardSampleSerializer,
     DetailSerializer,
     LoginSerializer,
     MemberAddSerializer,
@@ -35,14 +37,24 @@ from realtime.chat.api.serializers import (
     PublicationSerializer,
     PublishSerializer,
     RoomDetailSerializer,
+    RoomListItemSerializer,
+    RoomReadSerializer,
+    RoomReadStateSerializer,
     RoomSerializer,
     RoomUpdateSerializer,
     UserBriefSerializer,
 )
 from realtime.chat.api.throttles import WriteThrottle
+from realtime.chat.dashboard import dashboard_history
 from realtime.chat.mentions import texts_users
-from realtime.chat.models import SLUG_PATTERN, Message, Notification, Room
-from realtime.chat.selectors import room_visible, rooms_visible_to
+from realtime.chat.models import SLUG_PATTERN, Announcement, Message, Notification, Room
+from realtime.chat.selectors import (
+    announcements_recent,
+    room_last_offsets,
+    room_unread_counts,
+    room_visible,
+    rooms_visible_to,
+)
 from realtime.gateway.control import connection_disconnect
 from realtime.gateway.publishing import publish, publish_as
 from realtime.gateway.registry import connections_list
@@ -137,10 +149,14 @@ class RoomListView(APIView):
 
     throttle_classes = [WriteThrottle]
 
-    @extend_schema(responses={200: RoomSerializer(many=True), 403: ERRORS[403]})
+    @extend_schema(responses={200: RoomListItemSerializer(many=True), 403: ERRORS[403]})
     def get(self, request):
         rooms = rooms_visible_to(request.user).select_related("owner")
-        return Response(RoomSerializer(rooms, many=True).data)
+        context = {
+            "unread": room_unread_counts(request.user, rooms),
+            "last_offsets": room_last_offsets(rooms),
+        }
+        return Response(RoomListItemSerializer(rooms, many=True, context=context).data)
 
     @extend_schema(
         request=RoomSerializer,
@@ -314,6 +330,32 @@ class RoomMessageDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(tags=["rooms"], parameters=[SLUG])
+class RoomReadView(APIView):
+    """Mark the room read up to an offset for the signed-in user (their own read state only)."""
+
+    error_fields = {"invalid": "offset"}
+
+    @extend_schema(
+        request=RoomReadSerializer,
+        responses={
+            200: RoomReadStateSerializer,
+            400: ERRORS[400],
+            403: ERRORS[403],
+            404: ERRORS[404],
+        },
+    )
+    def post(self, request, slug: str):
+        room = visible_room(request, slug)
+        serializer = RoomReadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        offset = services.room_mark_read(
+            user=request.user, room=room, offset=serializer.validated_data["offset"]
+        )
+        unread = room_unread_counts(request.user, [room]).get(room.pk, 0)
+        return Response({"offset": offset, "unread": unread})
+
+
 @extend_schema(tags=["notifications"])
 class NotificationListView(APIView):
     """The signed-in user's notifications, newest first."""
@@ -357,6 +399,47 @@ class NotificationReadView(APIView):
             user=request.user, ids=serializer.validated_data["ids"]
         )
         return Response({"ids": marked})
+
+
+@extend_schema(tags=["announcements"])
+class AnnouncementListView(APIView):
+    """The newest announcements of the last week (at most 5), without those you dismissed;
+    open to anonymous visitors too, like the `broadcast` topic."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: AnnouncementSerializer(many=True)})
+    def get(self, request):
+        return Response(AnnouncementSerializer(announcements_recent(request.user), many=True).data)
+
+
+@extend_schema(
+    tags=["announcements"],
+    parameters=[OpenApiParameter("announcement_id", int, OpenApiParameter.PATH)],
+)
+class AnnouncementDismissView(APIView):
+    """Stop showing an announcement to the signed-in user on pages they open (idempotent)."""
+
+    throttle_classes = [WriteThrottle]
+
+    @extend_schema(request=None, responses={204: None, 403: ERRORS[403], 404: ERRORS[404]})
+    def post(self, request, announcement_id: int):
+        announcement = Announcement.objects.filter(pk=announcement_id).first()
+        if announcement is None:
+            raise NotFound("No such announcement.")
+        services.announcement_dismiss(user=request.user, announcement=announcement)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["server"])
+class DashboardHistoryView(APIView):
+    """Staff: the dashboard's samples of the last five minutes, oldest first."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: DashboardSampleSerializer(many=True), 403: ERRORS[403]})
+    def get(self, request):
+        return Response(DashboardSampleSerializer(dashboard_history(), many=True).data)
 
 
 @extend_schema(tags=["server"])

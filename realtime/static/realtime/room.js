@@ -18,6 +18,8 @@
 import { api, client, connectionState, readJson } from "./page.js";
 import { mentionMatches, mentionQuery, renderRichText } from "./richtext.js";
 import { dayKey, dayLabel, fullLabel, timeLabel } from "./when.js";
+import "./unread.js"; // read state, jump to a linked message
+import "./online.js"; // the "Online" drawer on narrow screens
 
 /**
  * @type {{slug: string, topic: string, last_offset: number, has_more: boolean, messages_url: string,
