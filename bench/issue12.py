@@ -95,7 +95,8 @@ def add_arguments(parser) -> None:
         "--publish-window",
         type=int,
         default=4,
-        help="unacked publishes per socket in the -max (ceiling) scenarios",
+        help="unacked publishes per socket in the -max (ceiling) scenarios, which run "
+        "with the per-connection rate limit lifted (the rated ones keep the server's)",
     )
     group.add_argument(
         "--publish-subscribers", type=int, default=10, help="sockets that check the events"
@@ -127,6 +128,8 @@ def add_arguments(parser) -> None:
         default=2.0,
         help="time of each measurement of the storage's own rate",
     )
+    for action in group._group_actions:  # the issue's sizes are the defaults: show them
+        action.help += " (default: %(default)s)"
 
 
 # The storage's own rates -------------------------------------------------------------
@@ -264,6 +267,21 @@ def storage_replay_rate(database, topics: list[str], seconds: float) -> float:
         return _timed(seconds, step)
 
 
+def pg_activity(database) -> dict | None:
+    """The bench database's commits and row counts (pg_stat_database; PostgreSQL
+    publishes a backend's counts within about a second)."""
+    if isinstance(database, base.SqliteDatabase):
+        return None
+    import psycopg
+
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_fetched "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return dict(zip(("commits", "inserted", "updated", "fetched"), row, strict=True))
+
+
 # Helpers -------------------------------------------------------------------------------
 
 
@@ -391,6 +409,8 @@ async def run_publish(scenario, servers, workers, fixtures, args, meter, databas
         }
         for t in spread(publishers, len(workers))
     ]
+    await asyncio.sleep(1.0)  # the subscriptions' own counts reach pg_stat_database
+    activity = await asyncio.to_thread(pg_activity, database)
     start = meter.snapshot()
     replies = await base.call_all(
         workers, "publish", args.phase_timeout + scenario.duration, per_worker=per_worker
@@ -408,8 +428,16 @@ async def run_publish(scenario, servers, workers, fixtures, args, meter, databas
             expected[topic] = max(offset, expected.get(topic, 0))
     checked = await follow_report(workers, expected, args)
     await base.call_all(workers, "release", 60, wait_s=10)
+    await asyncio.sleep(1.0)
+    after = await asyncio.to_thread(pg_activity, database)
 
     f = result.figures
+    if activity and after and acks:
+        # Per acked publish: transactions (autocommit reads included) and rows written.
+        f["commits_per_ack"] = (after["commits"] - activity["commits"]) / acks
+        f["rows_written_per_ack"] = (
+            after["inserted"] + after["updated"] - activity["inserted"] - activity["updated"]
+        ) / acks
     f["publishers"] = n
     f["rooms"] = len(topics)
     f["offered_per_s"] = n * scenario.rate if scenario.rate else None
@@ -629,6 +657,8 @@ def table(results: list) -> list[str]:
                     f"{f.get('lost_events', '-')}/{f.get('gaps', '-')}/{f.get('duplicates', '-')}",
                     fmt(f.get("server_cores"), "{:.2f}"),
                     fmt(f.get("postgres_cores"), "{:.2f}"),
+                    fmt(f.get("commits_per_ack"), "{:.3f}"),
+                    fmt(f.get("rows_written_per_ack"), "{:.1f}"),
                     fmt(f.get("storage_tx_per_s")),
                     fmt(f.get("storage_rows_per_s_50")),
                     _ratio(f.get("acked_per_s"), f.get("storage_tx_per_s")),
@@ -637,7 +667,8 @@ def table(results: list) -> list[str]:
             )
         out += _rows(
             "| scenario | sockets | rooms | offered/s | acked/s | ack p50 ms | p95 ms | p99 ms | "
-            "errors | lost/gaps/dup | server cores | postgres cores | storage 1-row tx/s | "
+            "errors | lost/gaps/dup | server cores | postgres cores | pg xacts/ack | "
+            "rows written/ack | storage 1-row tx/s | "
             "storage rows/s (tx of 50) | acked ÷ storage tx | target |",
             rows,
         )

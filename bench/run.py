@@ -8,6 +8,10 @@ opens authenticated WebSocket connections through the real handshake from
 several load-generator processes, subscribes them to a room, publishes through
 the protocol from one publisher socket and prints a table. Every server, worker
 and database it creates is removed at the end, also on Ctrl-C or a time-out.
+
+The scenarios of issue 12 (publish throughput, handshake rate, reconnect
+storm: `--scenario issue12`) are in bench/issue12.py; their sockets in
+bench/traffic.py.
 """
 
 import argparse
