@@ -53,9 +53,11 @@ cluster: install
 cluster-check: install
 	$(PY) deploy/cluster.py --processes 2 --port $${CLUSTER_PORT:-8080} --check
 
-# The fan-out benchmark (docs/performance.md); SCENARIO=quick for a short run.
+# The fan-out benchmark (docs/performance.md); SCENARIO=quick for a short run,
+# SCENARIO=issue12 for publish throughput, handshake rate and the reconnect
+# storm (bench/issue12.py); BENCH_ARGS for sizes (`python -m bench --help`).
 bench: install
-	$(PY) -m bench --scenario $${SCENARIO:-all}
+	$(PY) -m bench --scenario $${SCENARIO:-all} $${BENCH_ARGS:-}
 
 # The soak test (docs/operations.md): delivery under churn and faults, for
 # SOAK_SECONDS (600 here; `make test` runs its 60 s form). Needs PostgreSQL

@@ -17,6 +17,7 @@ from array import array
 
 import orjson
 
+from bench import traffic
 from bench.wsclient import OP_TEXT, connect
 
 SUBPROTOCOL = "realtime.v1"
@@ -120,6 +121,8 @@ class Worker:
     def __init__(self, conn):
         self.conn = conn
         self.subscribers: list[Subscriber] = []
+        self.followers: list[traffic.Follower] = []
+        self.greeted: list[traffic.Greeted] = []
         self.reset_counters()
 
     def reset_counters(self):
@@ -262,6 +265,107 @@ class Worker:
         count = len(self.subscribers)
         self.subscribers = []
         return {"closed": count}
+
+    # Commands of the issue 12 scenarios (bench/traffic.py) -------------------------
+
+    async def cmd_publish(self, targets, rate, duration, window, wait_s):
+        """Publisher sockets [(port, cookie, [topics])] publish for `duration` s."""
+        return await traffic.publish_run(targets, rate, duration, window, wait_s)
+
+    async def cmd_handshake(self, targets, rate, concurrency, wait_s):
+        """Open authenticated sockets [(port, cookie)], timed to `welcome`; kept open."""
+        return await traffic.handshakes(targets, rate, concurrency, wait_s, self.greeted)
+
+    async def cmd_follow(self, targets, reconnect, concurrency, wait_s):
+        """Followers [(port, cookie, [topics])]: connect, subscribe, wait for `subscribed`."""
+        self.closes = {}
+        semaphore = asyncio.Semaphore(concurrency)
+        failures = []
+
+        async def one(port, cookie, topics):
+            follower = traffic.Follower(self, port, cookie, topics, reconnect)
+            async with semaphore:
+                try:
+                    await follower.open(wait_s)
+                    await asyncio.wait_for(asyncio.shield(follower.ready), wait_s)
+                    self.followers.append(follower)
+                except Exception as error:
+                    follower.stopping = True
+                    if follower.ws is not None:
+                        follower.ws.abort()
+                    failures.append(f"{type(error).__name__}: {error}"[:200])
+
+        started = time.time()
+        await asyncio.gather(*(one(*target) for target in targets))
+        return {
+            "started": started,
+            "done": time.time(),
+            "ok": len(self.followers),
+            "failed": len(failures),
+            "failures": failures[:5],
+        }
+
+    async def cmd_follow_status(self):
+        """How many followers were closed, are back, resubscribed and recovered."""
+        hit = [f for f in self.followers if f.closed_at is not None]
+        return {
+            "followers": len(self.followers),
+            "closed": len(hit),
+            "back": sum(f.back_at is not None for f in hit),
+            "resubscribed": sum(f.resubscribed_at is not None for f in hit),
+            "recovered": sum(f.recovered_at is not None for f in hit),
+        }
+
+    async def cmd_follow_report(self, expected, deadline):
+        """Wait until every follower has every offset up to `expected` ({topic: offset})
+        or the deadline; report losses (union per topic), duplicates, gaps, times."""
+        # Polled: the followers' state changes in their frame callbacks.
+        while time.time() < deadline:
+            if all(f.has_all(expected) for f in self.followers):
+                break
+            await asyncio.sleep(0.1)
+        lost: dict[str, set] = {}
+        lost_deliveries = 0
+        for follower in self.followers:
+            for topic, offsets in follower.missing(expected).items():
+                lost.setdefault(topic, set()).update(offsets)
+                lost_deliveries += len(offsets)
+        hit = [f for f in self.followers if f.closed_at is not None]
+        states = [s for f in self.followers for s in f.state.values()]
+        return {
+            "followers": len(self.followers),
+            "lost": {t: sorted(o) for t, o in lost.items()},
+            "lost_deliveries": lost_deliveries,
+            "received": sum(len(s.seen) for s in states),
+            "duplicates": sum(s.duplicates for s in states),
+            "gaps": sum(s.gaps for s in states),
+            "errors": sum(f.errors for f in self.followers),
+            "error_samples": [e for f in self.followers for e in f.error_samples][:3],
+            "closes": {str(k): v for k, v in self.closes.items()},
+            "closed": len(hit),
+            "not_recovered": sum(not f.recovered for f in hit),
+            "attempts": sum(f.attempts for f in hit),
+            "failed_attempts": sum(f.failed_attempts for f in hit),
+            "closed_at": [f.closed_at for f in hit],
+            "back_at": [f.back_at for f in hit],
+            "resubscribed_at": [f.resubscribed_at for f in hit],
+            "recovered_at": [f.recovered_at for f in hit],
+        }
+
+    async def cmd_release(self, wait_s):
+        """Close every follower and handshake socket (no reconnecting)."""
+        sockets = [f.ws for f in self.followers] + [g.ws for g in self.greeted]
+        for follower in self.followers:
+            follower.stopping = True
+        sockets = [ws for ws in sockets if ws is not None]
+        for ws in sockets:
+            ws.close()
+        if sockets:
+            await asyncio.wait([ws.closed for ws in sockets], timeout=wait_s)
+        for ws in sockets:
+            ws.abort()
+        self.followers, self.greeted = [], []
+        return {"closed": len(sockets)}
 
     # Loop -----------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ opens authenticated WebSocket connections through the real handshake from
 several load-generator processes, subscribes them to a room, publishes through
 the protocol from one publisher socket and prints a table. Every server, worker
 and database it creates is removed at the end, also on Ctrl-C or a time-out.
+
+The scenarios of issue 12 (publish throughput, handshake rate, reconnect
+storm: `--scenario issue12`) are in bench/issue12.py; their sockets in
+bench/traffic.py.
 """
 
 import argparse
@@ -38,6 +42,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
 
 import orjson
 
+from bench import issue12
 from bench.loadgen import SUBPROTOCOL, worker_main
 from bench.wsclient import OP_TEXT, connect
 
@@ -55,13 +60,19 @@ PASSWORD = "bench-password-" + "x" * 12
 class Scenario:
     layer: str  # memory | pubsub | core
     processes: int
-    kind: str  # fanout | idle
+    kind: str  # fanout | idle | publish | handshake | storm (the last three: bench/issue12.py)
     clients: int
     messages: int = 0
     rate: float | None = None  # messages/s; None: unthrottled (a window of unacked publishes)
+    label: str = ""  # the name, when not derived from the fields (issue 12)
+    storage: str = "pg"  # pg | sqlite
+    rooms: int = 1
+    duration: float = 0.0
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         base = f"{self.layer}-{self.processes}p"
         if self.kind == "idle":
             return f"{base}-idle{self.clients}"
@@ -77,7 +88,7 @@ def scenarios(args) -> list[Scenario]:
         for n in (100, 1000):
             out.append(Scenario(layer, processes, "fanout", n, args.messages_rated, args.rate))
             out.append(Scenario(layer, processes, "fanout", n, args.messages_max, None))
-    return out
+    return out + issue12.issue12_scenarios(args)
 
 
 PRESETS = {
@@ -91,6 +102,8 @@ PRESETS = {
         "core-1p-n100-200ps",
     ],
     "quick": ["memory-1p-n100-*", "memory-1p-n1000-max"],
+    # Issue 12: publish throughput, handshake rate, reconnect storm (bench/issue12.py).
+    "issue12": ["pg-1p-publish-*", "sqlite-1p-publish-*", "pg-1p-handshake-*", "pubsub-2p-storm"],
 }
 
 
@@ -104,7 +117,8 @@ def select(args) -> list[Scenario]:
     if not chosen and not (args.profile and args.scenario == "none"):
         names = "\n  ".join(s.name for s in scenarios(args))
         raise SystemExit(
-            f"no scenario matches {args.scenario!r}; presets: all, quick; names:\n  {names}"
+            f"no scenario matches {args.scenario!r}; presets: {', '.join(PRESETS)}; "
+            f"names:\n  {names}"
         )
     return chosen
 
@@ -271,6 +285,24 @@ class BenchDatabase:
             self.created = False
 
 
+class SqliteDatabase(BenchDatabase):
+    """The embedded default: a SQLite file in the bench's work directory."""
+
+    def __init__(self, workdir: Path):
+        super().__init__("sqlite://", workdir)
+        self.path = workdir / f"bench-{uuid.uuid4().hex[:8]}.sqlite3"
+        self.name = self.path.name
+        self.url = self.server_url = f"sqlite:///{self.path}"
+
+    def admin(self, sql: str) -> None:  # no server to create databases on
+        pass
+
+    def drop(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.created = False
+
+
 def free_port() -> int:
     import socket
 
@@ -282,8 +314,18 @@ def free_port() -> int:
 class Servers:
     """`manage.py serve` processes (daphne) of one deployment."""
 
-    def __init__(self, database: BenchDatabase, layer: str, processes: int, args, workdir: Path):
+    def __init__(
+        self,
+        database: BenchDatabase,
+        layer: str,
+        processes: int,
+        args,
+        workdir: Path,
+        env: dict | None = None,
+    ):
+        """`env`: settings over the bench's own (a value None: the server's default)."""
         self.database = database
+        self.extra_env = env or {}
         self.layer = layer
         self.redis_url = None if layer == "memory" else args.redis_url
         self.prefix = f"bench{uuid.uuid4().hex[:8]}:"
@@ -293,75 +335,114 @@ class Servers:
         self.ports: list[int] = []
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
+        self.retired: list[subprocess.Popen] = []  # replaced by restart(), still stopping
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes]
 
-    def start(self, timeout: float = 60) -> "Servers":
-        env = self.database.env(
+    def server_env(self) -> dict:
+        settings = {
+            # One publisher socket sends as fast as it can: lift its frame rate limit.
+            "REALTIME_RATE_BURST": 1_000_000,
+            "REALTIME_RATE_PER_SECOND": 1_000_000,
+        }
+        settings.update(self.extra_env)
+        return self.database.env(
             server=True,
             REDIS_URL=self.redis_url,
             REDIS_CHANNEL_LAYER=self.layer if self.redis_url else None,
             REALTIME_REDIS_PREFIX=self.prefix,
-            # One publisher socket sends as fast as it can: lift its frame rate limit.
-            REALTIME_RATE_BURST=1_000_000,
-            REALTIME_RATE_PER_SECOND=1_000_000,
+            **settings,
         )
+
+    def spawn(self, port: int, log: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                PYTHON,
+                "manage.py",
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--grace",
+                "3",
+            ],
+            cwd=ROOT,
+            env=self.server_env(),
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the bench only; it stops the servers
+        )
+
+    @staticmethod
+    def wait_healthy(port: int, process: subprocess.Popen, log: Path, deadline: float) -> None:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not answer /healthz:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def start(self, timeout: float = 60) -> "Servers":
         for _ in range(self.count):
             port = free_port()
             log = self.workdir / f"server-{port}.log"
-            process = subprocess.Popen(
-                [
-                    PYTHON,
-                    "manage.py",
-                    "serve",
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--grace",
-                    "3",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the bench only; it stops the servers
-            )
+            log.write_text("")
             self.ports.append(port)
-            self.processes.append(process)
+            self.processes.append(self.spawn(port, log))
             self.logs.append(log)
         deadline = time.monotonic() + timeout
         for port, process, log in zip(self.ports, self.processes, self.logs, strict=True):
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"server did not answer /healthz:\n{log.read_text()[-3000:]}"
-                    )
-                time.sleep(0.1)
+            self.wait_healthy(port, process, log, deadline)
         return self
+
+    def restart(self, index: int, timeout: float = 60) -> dict:
+        """SIGTERM process `index` and start a new one on its port as soon as the old
+        one has stopped listening (it goes on closing its sockets meanwhile).
+        Blocking; returns the wall-clock times it listened and answered /healthz."""
+        import socket
+
+        old, port, log = self.processes[index], self.ports[index], self.logs[index]
+        old.send_signal(signal.SIGTERM)
+        self.retired.append(old)
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"port {port} still in use after SIGTERM") from None
+                    time.sleep(0.01)
+        with log.open("a") as f:
+            f.write(f"\n--- restart at {time.time():.3f} ---\n")
+        self.processes[index] = self.spawn(port, log)
+        listening = time.time()
+        self.wait_healthy(port, self.processes[index], log, deadline)
+        return {"listening": listening, "healthy": time.time()}
 
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for process in self.processes:
+        for process in self.processes + self.retired:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        self.processes = []
+        self.processes, self.retired = [], []
         if self.redis_url:
             try:
                 import redis
@@ -589,6 +670,7 @@ class Result:
     profiled: bool = False
     error: str | None = None
     notes: list = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # the issue 12 kinds' own figures
 
 
 def percentile(sorted_values, q: float) -> float:
@@ -949,7 +1031,10 @@ def table(results: list[Result]) -> str:
                 )
                 + " |"
             )
-    return "\n".join(out)
+    more = issue12.table(results)
+    if more and out:
+        out.append("")
+    return "\n".join(out + more)
 
 
 # Main ----------------------------------------------------------------------------------------
@@ -971,22 +1056,41 @@ async def bench(args, chosen, database, fixtures, workdir, state) -> list[Result
     runs = [(s, False) for s in chosen]
     if args.profile:
         runs += [(s, True) for s in scenarios(args) if fnmatch.fnmatch(s.name, args.profile)]
+    first_room = 0  # the issue 12 scenarios' rooms: q0, q1, ... (each scenario its own)
     for index, (scenario, profiled) in enumerate(runs):
         label = scenario.name + (" (profiled with py-spy)" if profiled else "")
         print(f"[{index + 1}/{len(runs)}] {label} ...", flush=True)
         workers = [WorkerHandle(context) for _ in range(args.workers)]
         state["workers"] = workers
-        servers = Servers(database, scenario.layer, scenario.processes, args, workdir)
+        own_db, own_fixtures = database, fixtures
+        if scenario.storage == "sqlite":
+            own_db = SqliteDatabase(workdir)
+            state["databases"].append(own_db)
+        servers = Servers(
+            own_db,
+            scenario.layer,
+            scenario.processes,
+            args,
+            workdir,
+            env=issue12.server_env(scenario),
+        )
         state["servers"] = servers
         try:
+            if own_db is not database:
+                rooms = [f"q{first_room + i}" for i in range(scenario.rooms)]
+                own_fixtures = own_db.create(issue12.users_needed(scenario, args) + 1, rooms)
             servers.start()
-            if publisher_cookie is None:
+            if publisher_cookie is None and scenario.kind == "fanout":
                 # The publisher signs in through the real login endpoint (PBKDF2 once).
                 publisher_cookie = http_login(servers.ports[0], fixtures["users"][-1], PASSWORD)
             meter = Meter(
                 servers.pids, [w.process.pid for w in workers] + [os.getpid()], servers.redis_url
             )
-            if scenario.kind == "idle":
+            if scenario.kind in issue12.KINDS:
+                result = await issue12.run_scenario(
+                    scenario, servers, workers, own_fixtures, args, meter, own_db, first_room
+                )
+            elif scenario.kind == "idle":
                 result = await run_idle(scenario, servers, workers, fixtures, args, meter)
             else:
                 if profiled:
@@ -1014,13 +1118,19 @@ async def bench(args, chosen, database, fixtures, workdir, state) -> list[Result
             servers.stop()
             state["servers"] = None
             state["workers"] = []
+            if own_db is not database:
+                own_db.drop()
+            if scenario.kind in issue12.KINDS:
+                first_room += scenario.rooms
         results.append(result)
         # Kept as the run goes: an interrupted run still leaves its figures.
         (workdir / "results-partial.json").write_text(
             json.dumps([asdict(r) for r in results], indent=1, default=str)
         )
         summary = (
-            f"    delivered/s {fmt(result.delivered_per_s)}  loss {result.lost}  "
+            issue12.summary(result)
+            if scenario.kind in issue12.KINDS
+            else f"    delivered/s {fmt(result.delivered_per_s)}  loss {result.lost}  "
             f"dup {result.duplicates}  ooo {result.out_of_order}  "
             f"p50 {fmt(result.latency_p50_ms)} ms  p99 {fmt(result.latency_p99_ms)} ms  "
             f"server {fmt(result.server_cpu_us_per_delivery, '{:.1f}')} µs/delivery  "
@@ -1104,6 +1214,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--out", help="write the results as JSON here (default: in the work directory)"
     )
+    issue12.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(s.name for s in scenarios(args)))
@@ -1116,15 +1227,16 @@ def main(argv=None) -> int:
 
     # 5,000 clients and 5,000 server sockets: raise the descriptor limit (inherited by the servers).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    sockets = max([args.idle, args.handshakes, args.storm_clients])
     want = (
-        min(hard, max(soft, 4 * args.idle + 1024))
+        min(hard, max(soft, 4 * sockets + 1024))
         if hard != resource.RLIM_INFINITY
-        else 4 * args.idle + 1024
+        else 4 * sockets + 1024
     )
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     workdir = Path(tempfile.mkdtemp(prefix="realtime-bench-"))
-    state = {"servers": None, "workers": []}
+    state = {"servers": None, "workers": [], "databases": []}
     database = BenchDatabase(args.database_url, workdir, args.database_query)
     previous = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
     signal.signal(signal.SIGALRM, raise_interrupted)
@@ -1143,10 +1255,13 @@ def main(argv=None) -> int:
         profiled = [
             s for s in scenarios(args) if args.profile and fnmatch.fnmatch(s.name, args.profile)
         ]
-        needed = max([s.clients for s in chosen + profiled] + [10]) + 1
+        on_pg = [s for s in chosen + profiled if s.storage == "pg"]
+        needed = max([issue12.users_needed(s, args) for s in on_pg] + [10]) + 1
         print(f"creating database {database.name}: {needed} users and sessions ...", flush=True)
         t = time.time()
-        fixtures = database.create(needed, [f"r{i}" for i in range(len(chosen) + 40)])
+        rooms = [f"r{i}" for i in range(len(chosen) + 40)]
+        rooms += [f"q{i}" for i in range(sum(s.rooms for s in chosen if s.kind in issue12.KINDS))]
+        fixtures = database.create(needed, rooms)
         print(f"  done in {time.time() - t:.1f} s", flush=True)
         results = asyncio.run(bench(args, chosen, database, fixtures, workdir, state))
     except (KeyboardInterrupt, Interrupted) as error:
@@ -1157,10 +1272,11 @@ def main(argv=None) -> int:
             worker.stop()
         if state["servers"] is not None:
             state["servers"].stop()
-        try:
-            database.drop()
-        except Exception as error:
-            print(f"warning: could not drop {database.name}: {error}", file=sys.stderr)
+        for db in [database, *state["databases"]]:
+            try:
+                db.drop()
+            except Exception as error:
+                print(f"warning: could not drop {db.name}: {error}", file=sys.stderr)
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not results:
