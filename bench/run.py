@@ -1087,9 +1087,19 @@ async def bench(args, chosen, database, fixtures, workdir, state) -> list[Result
                 servers.pids, [w.process.pid for w in workers] + [os.getpid()], servers.redis_url
             )
             if scenario.kind in issue12.KINDS:
-                result = await issue12.run_scenario(
-                    scenario, servers, workers, own_fixtures, args, meter, own_db, first_room
-                )
+                spy = None
+                if profiled:
+                    profile_dir.mkdir(exist_ok=True)
+                    spy = start_py_spy(servers.pids, profile_dir, scenario)
+                try:
+                    result = await issue12.run_scenario(
+                        scenario, servers, workers, own_fixtures, args, meter, own_db, first_room
+                    )
+                finally:
+                    if spy is not None:
+                        note = stop_py_spy(spy)
+                if spy is not None:
+                    result.notes.append(note)
             elif scenario.kind == "idle":
                 result = await run_idle(scenario, servers, workers, fixtures, args, meter)
             else:

@@ -23,7 +23,7 @@ from realtime.gateway import metrics, outages
 from realtime.gateway.control import send_event
 from realtime.gateway.errors import RealtimeError
 from realtime.gateway.history import events_prune
-from realtime.gateway.models import Event, TopicSequence
+from realtime.gateway.models import Event
 from realtime.gateway.topics import Topic, batch_memo, parse_topic
 
 logger = logging.getLogger(__name__)
@@ -99,12 +99,14 @@ def store_batch(requests: list[PublishRequest]) -> list[Publication | RealtimeEr
     events = []
     started = time.perf_counter()
     with batch_memo():
+        lasts = lock_sequences(
+            [name for name in by_topic if requests[by_topic[name][0]].topic.history]
+        )
+        earlier = earlier_publishes(requests)
         for name in sorted(by_topic):
-            indexes = by_topic[name]
-            topic = requests[indexes[0]].topic
-            last = lock_sequence(name) if topic.history else None
-            earlier = earlier_publishes(topic, [requests[i] for i in indexes])
-            for index in indexes:
+            topic = requests[by_topic[name][0]].topic
+            last = lasts.get(name)
+            for index in by_topic[name]:
                 request = requests[index]
                 key = resend_key(request)
                 if key is not None and key in earlier:
@@ -141,7 +143,8 @@ def store_batch(requests: list[PublishRequest]) -> list[Publication | RealtimeEr
                         earlier[key] = publication
                 metrics.publishes.labels(topic.family.name).inc()
             if topic.history:
-                sequence_advance(name, last)
+                lasts[name] = last
+        sequences_advance({event.topic: lasts[event.topic] for event in events})
     if events:
         Event.objects.bulk_create(events)
         for topic_name in {event.topic for event in events if event.offset % PRUNE_EVERY == 0}:
@@ -166,35 +169,35 @@ def store_one(topic: Topic, request: PublishRequest, last: int | None) -> Public
     return Publication(topic=topic.name, offset=offset, ts=created_at.isoformat(), data=event_data)
 
 
-def resend_key(request: PublishRequest) -> tuple[int, str] | None:
-    """What makes a publish a resend of an earlier one: its publisher and its id."""
+def resend_key(request: PublishRequest) -> tuple[str, int, str] | None:
+    """What makes a publish a resend of an earlier one: its topic, publisher and id."""
     if request.client_id is None or request.publisher is None:
         return None
     if not request.publisher.is_authenticated or not request.topic.history:
         return None
-    return (request.publisher.pk, request.client_id)
+    return (request.topic.name, request.publisher.pk, request.client_id)
 
 
-def earlier_publishes(topic: Topic, requests: list[PublishRequest]) -> dict:
-    """The stored publications these requests would resend (one query per topic and batch)."""
+def earlier_publishes(requests: list[PublishRequest]) -> dict:
+    """The stored publications these requests would resend (one query per batch)."""
     keys = {key for key in map(resend_key, requests) if key is not None}
     if not keys:
         return {}
     found = {}
     rows = (
         Event.objects.filter(
-            topic=topic.name,
-            publisher_id__in={user_id for user_id, _ in keys},
-            client_id__in={client_id for _, client_id in keys},
+            topic__in={topic for topic, _, _ in keys},
+            publisher_id__in={user_id for _, user_id, _ in keys},
+            client_id__in={client_id for _, _, client_id in keys},
             created_at__gte=timezone.now() - IDEMPOTENCY_WINDOW,
         )
         .order_by("-offset")
-        .values_list("publisher_id", "client_id", "offset", "created_at", "data")
+        .values_list("topic", "publisher_id", "client_id", "offset", "created_at", "data")
     )
-    for publisher_id, client_id, offset, created_at, data in rows:
+    for topic, publisher_id, client_id, offset, created_at, data in rows:
         # Newest first, so the first publish with this id is the one kept.
-        found[(publisher_id, client_id)] = Publication(
-            topic=topic.name, offset=offset, ts=created_at.isoformat(), data=data
+        found[(topic, publisher_id, client_id)] = Publication(
+            topic=topic, offset=offset, ts=created_at.isoformat(), data=data
         )
     return {key: found[key] for key in keys if key in found}
 
@@ -241,24 +244,37 @@ def broadcast(publication: Publication) -> None:
         outages.channel_layer.succeeded()
 
 
-def lock_sequence(topic: str) -> int:
+def lock_sequences(topics: list[str]) -> dict[str, int]:
     """
-    Lock the topic's sequence row (made if missing) until the transaction ends;
-    its last offset. Taken before looking for an earlier publish with the same
-    id, so a resend racing its original (on another process) waits for its
-    commit and then finds it, rather than both being stored.
+    Lock the topics' sequence rows (made if missing) until the transaction ends,
+    in name order (two batches never wait on each other in a cycle), in one
+    statement; their last offsets. Taken before looking for an earlier publish
+    with the same id, so a resend racing its original (on another process)
+    waits for its commit and then finds it, rather than both being stored.
     """
+    if not topics:
+        return {}
+    topics = sorted(topics)
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO realtime_topicsequence (topic, last_offset) VALUES (%s, 0) "
-            "ON CONFLICT (topic) DO UPDATE "
+            "INSERT INTO realtime_topicsequence (topic, last_offset) VALUES "
+            + ", ".join(["(%s, 0)"] * len(topics))
+            + " ON CONFLICT (topic) DO UPDATE "
             "SET last_offset = realtime_topicsequence.last_offset "
-            "RETURNING last_offset",
-            [topic],
+            "RETURNING topic, last_offset",
+            topics,
         )
-        return cursor.fetchone()[0]
+        return dict(cursor.fetchall())
 
 
-def sequence_advance(topic: str, last_offset: int) -> None:
-    """Record the topic's last offset handed out (its row is locked by lock_sequence)."""
-    TopicSequence.objects.filter(topic=topic).update(last_offset=last_offset)
+def sequences_advance(last_offsets: dict[str, int]) -> None:
+    """Record each topic's last offset handed out (rows locked by lock_sequences)."""
+    if not last_offsets:
+        return
+    cases = " ".join(["WHEN %s THEN %s"] * len(last_offsets))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE realtime_topicsequence SET last_offset = CASE topic {cases} END "
+            "WHERE topic IN (" + ", ".join(["%s"] * len(last_offsets)) + ")",
+            [value for item in last_offsets.items() for value in item] + list(last_offsets),
+        )
