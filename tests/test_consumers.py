@@ -822,3 +822,43 @@ async def test_presence_changes_close_together_arrive_as_one_diff(room):
     assert len(diffs) < 3
     for client in [watcher, *others]:
         await client.close()
+
+
+async def test_a_subscription_without_presence_is_not_seen_as_online(user, other_user, room):
+    """A page that only counts unread messages subscribes with `presence: false`."""
+    present = await connect(other_user)
+    await present.join(room.topic)
+    counting = await connect(user)
+    reply = await counting.subscribe(room.topic, presence=False)
+    assert reply["type"] == "subscribed"
+    # No presence_state for it, and nobody sees its user join.
+    assert await counting.nothing_arrives(0.4)
+    assert await present.nothing_arrives(0.4)
+    # It still gets the room's events, and no presence frames of others.
+    other = await connect(other_user)
+    await other.subscribe(room.topic)
+    await present.publish(room.topic, {"text": "hello"})
+    frame = await counting.receive()
+    assert (frame["type"], frame["data"]["text"]) == ("event", "hello")
+    assert await counting.nothing_arrives(0.3)
+    # Leaving without presence is no leave for the others either.
+    await counting.close()
+    assert all(f["type"] != "presence_diff" for f in await drain(present))
+    for client in (present, other):
+        await client.close()
+
+
+async def test_presence_must_be_a_boolean(user, room):
+    client = await connect(user)
+    error = await client.request(
+        {"type": "subscribe", "topic": room.topic, "ref": "s", "presence": "no"}
+    )
+    assert (error["type"], error["code"]) == ("error", "bad_message")
+    await client.close()
+
+
+async def drain(client, quiet: float = 0.4) -> list[dict]:
+    frames = []
+    while not await client.nothing_arrives(quiet):
+        frames.append(await client.receive())
+    return frames

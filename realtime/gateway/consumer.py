@@ -49,6 +49,9 @@ class Subscription:
     sent: int | None = None
     # While subscribing, live events wait here until `subscribed` and the replay are out.
     held: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
+    # Whether the socket's user counts in the topic's presence through it (a
+    # page that only counts unread messages subscribes with presence: false).
+    in_presence: bool = False
 
 
 @dataclass
@@ -274,7 +277,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def handle_subscribe(self, request: Request) -> None:
         topic = self.topic_to_subscribe(request.topic)
         await in_database(authorize_subscribe, self.state.user, topic)
-        subscription, renewing = await self.start_subscription(topic)
+        subscription, renewing = await self.start_subscription(
+            topic, presence=bool(topic.presence and request.presence and self.state.user_brief)
+        )
         offset, replay, recovered = await in_database(catch_up, topic=topic, since=request.since)
         if self.state.closing or self.state.subscriptions.get(topic.name) is not subscription:
             return  # closed, or subscribed again meanwhile: that subscribe answers
@@ -291,9 +296,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             metrics.replay_events.observe(len(replay))
         await self.send_replay(replay)
         await self.release_held(subscription)
-        if topic.presence:
-            if self.state.user_brief and not renewing:
-                await self.presence_join(topic.name)
+        if subscription.in_presence and not renewing:
+            await self.presence_join(topic.name)
+        if topic.presence and request.presence:
             await self.send_presence_state(topic.name)
 
     async def handle_unsubscribe(self, request: Request) -> None:
@@ -338,15 +343,19 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             raise TooManySubscriptions(f"At most {cap} subscriptions per connection.")
         return topic
 
-    async def start_subscription(self, topic: Topic) -> tuple[Subscription, bool]:
+    async def start_subscription(
+        self, topic: Topic, *, presence: bool = False
+    ) -> tuple[Subscription, bool]:
         """
         A new subscription holding live events until `subscribed` and the replay
         are out; routed by the hub from now. A repeated subscribe re-syncs the
         topic (a client that saw a gap). Returns it and whether it renews one.
         """
-        subscription = Subscription(topic=topic)
         subscriptions = self.state.subscriptions
         renewing = topic.name in subscriptions
+        # A renewed subscription keeps its place in presence (or its absence).
+        in_presence = subscriptions[topic.name].in_presence if renewing else presence
+        subscription = Subscription(topic=topic, in_presence=in_presence)
         subscriptions[topic.name] = subscription
         if not renewing:
             try:
@@ -395,7 +404,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await state.hub.leave(name, self)
         if not state.closing:
             await self.topics_changed()
-        if subscription.topic.presence and state.user_brief:
+        if subscription.in_presence:
             last = await self.live_state(
                 get_presence().leave(name, state.user_brief["id"], self.connection_id)
             )
@@ -404,6 +413,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def topics_changed(self) -> None:
         self.state.entry["topics"] = set(self.state.subscriptions)
+        self.state.entry["present"] = {
+            name for name, sub in self.state.subscriptions.items() if sub.in_presence
+        }
         await self.live_state(get_registry().update(self.connection_id))
 
     async def live_state(self, operation):
@@ -461,10 +473,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.close_with(protocol.CLOSE_SLOW_CONSUMER)
         return True
 
-    async def offer_frame(self, topic: str, text: str, except_user: int | None = None) -> None:
+    async def offer_frame(
+        self, topic: str, text: str, except_user: int | None = None, presence: bool = False
+    ) -> None:
         subscription = self.state.subscriptions.get(topic)
         if subscription is None or subscription.held is not None or self.state.closing:
             return
+        if presence and not subscription.in_presence and self.state.user_brief is not None:
+            return  # subscribed with presence: false
         if except_user is not None and self.state.user_brief is not None:
             if self.state.user_brief["id"] == except_user:
                 return  # the typing user's own sockets

@@ -58,7 +58,9 @@ class LocalConnection(Protocol):
     connection_id: str
 
     async def offer_event(self, topic: str, offset: int | None, event: Outgoing) -> None: ...
-    async def offer_frame(self, topic: str, text: str, except_user: int | None = None) -> None: ...
+    async def offer_frame(
+        self, topic: str, text: str, except_user: int | None = None, presence: bool = False
+    ) -> None: ...
     async def control(self, message: dict) -> None: ...
     async def close_with(self, code: int) -> None: ...
 
@@ -334,8 +336,9 @@ class Hub:
         elif kind == "realtime.frame":
             text = protocol.encode(message["frame"])
             except_user = message.get("except_user")
+            presence = message["frame"].get("type") == "presence_diff"
             for connection in self.subscribers(message["topic"]):
-                await connection.offer_frame(message["topic"], text, except_user)
+                await connection.offer_frame(message["topic"], text, except_user, presence)
         elif kind == "realtime.control":
             for connection in list(self.connections.values()):
                 await connection.control(message)

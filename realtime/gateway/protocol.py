@@ -48,6 +48,8 @@ class Request:
     ref: str | None = None
     topic: str | None = None
     since: int | None = None
+    # subscribe: whether this socket counts in the topic's presence (default yes).
+    presence: bool = True
     data: dict | None = None
     client_id: str | None = None
 
@@ -121,7 +123,10 @@ def parse_request(content: Any) -> Request:
         since = content.get("since")
         if since is not None and (type(since) is not int or not 0 <= since <= MAX_OFFSET):
             raise BadMessage("'since' must be a non-negative integer offset.")
-        return Request(type="subscribe", ref=ref, topic=topic, since=since)
+        presence = content.get("presence", True)
+        if type(presence) is not bool:
+            raise BadMessage("'presence' must be true or false.")
+        return Request(type="subscribe", ref=ref, topic=topic, since=since, presence=presence)
     data = content.get("data")
     if not isinstance(data, dict):
         raise BadMessage("'publish' needs an object 'data'.")

@@ -33,7 +33,9 @@ HELD: Counter[str] = Counter()
 
 
 def entry_public(entry: dict) -> dict:
-    return dict(entry, topics=sorted(entry.get("topics", ())))
+    return dict(
+        entry, topics=sorted(entry.get("topics", ())), present=sorted(entry.get("present", ()))
+    )
 
 
 def new_entry(
@@ -54,6 +56,8 @@ def new_entry(
         "user_agent": user_agent,
         "connected_since": connected_since,
         "topics": set(),
+        # The topics where this socket counts in presence (subscribed with it).
+        "present": set(),
     }
 
 

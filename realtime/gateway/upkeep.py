@@ -28,7 +28,7 @@ def presence_places(entry: dict):
     if entry.get("user_id") is None:
         return
     brief = {"id": entry["user_id"], "username": entry["username"]}
-    for topic in entry.get("topics", ()):
+    for topic in entry.get("present", ()):
         if parse_topic(topic).presence:
             yield topic, brief
 

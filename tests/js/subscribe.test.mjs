@@ -338,3 +338,15 @@ test("a subscribe refused as unavailable is asked again after retry_after_ms", a
   assert.equal(frame.type, "subscribed");
   assert.equal(server.framesOf("subscribe").length, 3);
 });
+
+test("subscribe with presence false says so in its subscribe frame", async (t) => {
+  const server = await startServer(t);
+  const client = makeClient(t, server.url);
+  const sub = client.subscribe("room:a", () => {}, { since: 2, presence: false });
+  await sub.ready;
+  const plain = client.subscribe("room:b", () => {});
+  await plain.ready;
+  const [first, other] = server.framesOf("subscribe");
+  assert.equal(first.presence, false);
+  assert.equal("presence" in other, false, "presence is only sent when false");
+});

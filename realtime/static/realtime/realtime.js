@@ -366,7 +366,9 @@ export class RealtimeClient extends EventTarget {
    * false and the `error` frame arrives as a `message` event.
    * @param {string} topic
    * @param {(event: EventFrame) => void} handler
-   * @param {{since?: number|null, onPresence?: (users: PresenceUser[], frame: Frame) => void}} [options]
+   * @param {{since?: number|null, presence?: boolean, onPresence?: (users: PresenceUser[], frame: Frame) => void}} [options]
+   *   `presence: false`: this page does not count the user as present on the topic
+   *   (a rooms list that only counts unread messages); it gets no presence frames.
    * @returns {Subscription}
    */
   subscribe(topic, handler, options = {}) {
@@ -381,7 +383,7 @@ export class RealtimeClient extends EventTarget {
     }
     let state = this.#topics.get(topic);
     if (state) return state.join(handler, options.onPresence, leave);
-    state = new Topic(topic, options.since);
+    state = new Topic(topic, options.since, options.presence);
     const sub = state.join(handler, options.onPresence, leave);
     this.#topics.set(topic, state);
     if (this.#state === "open") this.#sendSubscribe(state);

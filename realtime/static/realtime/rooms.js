@@ -76,7 +76,11 @@ const followed = new Set();
 for (const [slug, room] of Array.from(rooms).slice(0, data.live_limit)) {
   const topic = `room:${slug}`;
   followed.add(topic);
-  const subscription = client.subscribe(topic, (event) => onEvent(slug, event), { since: room.lastOffset });
+  const subscription = client.subscribe(topic, (event) => onEvent(slug, event), {
+    since: room.lastOffset,
+    // Counting unread messages is not being in the room: nobody sees this page as "online".
+    presence: false,
+  });
   subscription.ready.catch(() => {}); // a room made private meanwhile: its count stays as rendered
 }
 client.addEventListener("resync", (event) => {

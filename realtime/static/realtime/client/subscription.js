@@ -40,10 +40,13 @@ export class Topic {
   /**
    * @param {string} topic
    * @param {number|null|undefined} since  the offset to replay from, if any
+   * @param {boolean} [presence]  false: subscribe without counting in the topic's presence
    */
-  constructor(topic, since) {
+  constructor(topic, since, presence = true) {
     /** @readonly */
     this.topic = topic;
+    /** @readonly */
+    this.presence = presence !== false;
     this.#offset = typeof since === "number" && Number.isFinite(since) ? since : null;
   }
 
@@ -105,6 +108,7 @@ export class Topic {
     /** @type {Frame} */
     const frame = { type: "subscribe", topic: this.topic, ref };
     if (this.#offset !== null) frame.since = this.#offset;
+    if (!this.presence) frame.presence = false;
     return frame;
   }
 
