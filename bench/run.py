@@ -1270,7 +1270,10 @@ def main(argv=None) -> int:
         print(f"creating database {database.name}: {needed} users and sessions ...", flush=True)
         t = time.time()
         rooms = [f"r{i}" for i in range(len(chosen) + 40)]
-        rooms += [f"q{i}" for i in range(sum(s.rooms for s in chosen if s.kind in issue12.KINDS))]
+        rooms += [
+            f"q{i}"
+            for i in range(sum(s.rooms for s in chosen + profiled if s.kind in issue12.KINDS))
+        ]
         fixtures = database.create(needed, rooms)
         print(f"  done in {time.time() - t:.1f} s", flush=True)
         results = asyncio.run(bench(args, chosen, database, fixtures, workdir, state))

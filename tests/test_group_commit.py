@@ -227,3 +227,28 @@ async def test_a_resend_in_the_same_batch_over_a_socket_is_acked_with_one_offset
     assert await listener.nothing_arrives(0.3)
     await client.close()
     await listener.close()
+
+
+def test_a_publish_refused_in_its_familys_record_fails_alone(room, user, other_user):
+    """The batch is stored again with a savepoint each: its batch-mates keep their offsets."""
+    from realtime.chat.services import message_create
+    from realtime.gateway.batching import commit_socket_batch
+
+    theirs = message_create(room=room, author=other_user, text="not yours")
+    topic = parse_topic(room.topic)
+    requests = [
+        PublishRequest(topic=topic, data={"text": "first"}, acting_user=user),
+        # Refused inside record (only the author may edit), after the checks passed.
+        PublishRequest(
+            topic=topic, data={"edit": theirs.data["id"], "text": "x"}, acting_user=user
+        ),
+        PublishRequest(topic=topic, data={"text": "second"}, acting_user=user),
+    ]
+    (first, refused, second), _ = commit_socket_batch(requests)
+    assert refused.code == "forbidden"
+    assert (first.offset, second.offset) == (theirs.offset + 1, theirs.offset + 2)
+    assert list(Message.objects.order_by("offset").values_list("text", flat=True)) == [
+        "not yours",
+        "first",
+        "second",
+    ]

@@ -27,6 +27,7 @@ from realtime.gateway.database import in_database
 from realtime.gateway.publishing import (
     Publication,
     PublishRequest,
+    RecordFailed,
     broadcasts_handed_back,
     store_batch,
 )
@@ -55,8 +56,14 @@ def commit_socket_batch(requests: list[PublishRequest]) -> tuple[list, list[Publ
         request.acting_user = user
         request.publisher = user if user.is_authenticated else None
     with broadcasts_handed_back() as also_committed:
-        with transaction.atomic():
-            results = store_batch(requests)
+        try:
+            with transaction.atomic():
+                results = store_batch(requests)
+        except RecordFailed:
+            # One of them failed in its family's record: all were rolled back;
+            # store them again, each in a savepoint, so that it fails alone.
+            with transaction.atomic():
+                results = store_batch(requests, isolate=True)
     return results, also_committed
 
 
