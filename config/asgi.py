@@ -6,11 +6,13 @@ consumer is imported, so the app registry is ready.
 """
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
+sys.setswitchinterval(float(os.environ.get("RT_SWITCH", "0.005")))
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

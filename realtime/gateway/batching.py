@@ -77,6 +77,10 @@ class PublishBatcher:
 
     async def publish(self, user, topic: Topic, data: dict, client_id: str | None) -> Publication:
         """Store and hand over one socket's publish; raises its RealtimeError."""
+        return await self.submit(user, topic, data, client_id)
+
+    def submit(self, user, topic: Topic, data: dict, client_id: str | None) -> asyncio.Future:
+        """Queue one socket's publish: the future of its Publication (or its error)."""
         loop = asyncio.get_running_loop()
         waiting = Waiting(
             request=PublishRequest(topic=topic, data=data, client_id=client_id, acting_user=user),
@@ -85,7 +89,7 @@ class PublishBatcher:
         self.waiting.append(waiting)
         if self.committing is None:
             self.committing = loop.create_task(self.commit_while_waiting())
-        return await waiting.outcome
+        return waiting.outcome
 
     async def commit_while_waiting(self) -> None:
         limit = settings.REALTIME["PUBLISH_BATCH"]

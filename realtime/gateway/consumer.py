@@ -224,8 +224,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                     content.get("topic") if protocol.is_text(content.get("topic")) else None
                 )
                 logs.ref.set(protocol.request_ref(content))
-            await self.receive_json(content)
-            outages.database.succeeded()
+            await self.answering(content, self.receive_json(content))
+        except RealtimeError as error:
+            await self.send_error(error, content)
+
+    async def answering(self, content, request) -> None:
+        """Run a request's coroutine; answer its failure with the `error` it deserves."""
+        try:
+            await request
         except RealtimeError as error:
             await self.send_error(error, content)
         except outages.DATABASE_DOWN as exc:
@@ -312,9 +318,19 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_publish(self, request: Request) -> None:
         topic = parse_topic(request.topic)
-        publication = await batchers.get().publish(
-            self.state.user, topic, request.data, request.client_id
+        outcome = batchers.get().submit(self.state.user, topic, request.data, request.client_id)
+        # Answered once its batch has committed; the socket's next frames go on
+        # meanwhile (its publishes are still stored in the order it sent them),
+        # so one socket's publishes can share a batch.
+        content = {"ref": request.ref, "topic": request.topic}
+        task = asyncio.get_running_loop().create_task(
+            self.answering(content, self.ack_when_stored(request, outcome))
         )
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+
+    async def ack_when_stored(self, request: Request, outcome: asyncio.Future) -> None:
+        publication = await outcome
         await self.send_frame(
             protocol.with_ref(
                 {"type": "ack", "topic": publication.topic, "offset": publication.offset},

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
-from realtime.gateway import metrics
+from realtime.gateway import metrics, outages
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -39,6 +39,8 @@ async def in_database(func, /, *args, **kwargs):
     metrics.database_calls.inc()
     try:
         call = DatabaseSyncToAsync(func, thread_sensitive=False, executor=database_pool())
-        return await call(*args, **kwargs)
+        result = await call(*args, **kwargs)
+        outages.database.succeeded()  # an outage, if one was on, is over
+        return result
     finally:
         metrics.database_calls.dec()
