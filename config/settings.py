@@ -355,6 +355,9 @@ REALTIME = {
     # connection), and the most publishes committed in one transaction.
     "DATABASE_WORKERS": env.int("REALTIME_DATABASE_WORKERS", default=4),
     "PUBLISH_BATCH": env.int("REALTIME_PUBLISH_BATCH", default=500),
+    # How long the event loop may hold the interpreter lock before a database
+    # thread gets it (Python's sys.setswitchinterval, default 5 ms).
+    "SWITCH_INTERVAL_MS": env.float("REALTIME_SWITCH_INTERVAL_MS", default=0.5),
     # Where the live state shared by processes lives (dotted paths, chosen once):
     # in this process alone, or in Redis for every process.
     "REGISTRY_BACKEND": (
