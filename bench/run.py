@@ -929,8 +929,8 @@ def summarize_profile(path: Path, top: int = 25) -> str:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # not a "frames count" line
         count = int(count)
         total += count
         frames = stack.split(";")

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -161,14 +160,6 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             # Also when cancelled without a disconnect (a server shutting down).
             if self.state.hub is not None and not self.state.cleaned_up:
                 await self.disconnect(None)
-
-    async def websocket_disconnect(self, message):
-        # Channels' own, without its `aclose_old_connections()` after
-        # `disconnect`: a hop to the one thread Channels keeps for it, which
-        # every closing socket queued for (in a reconnect storm, thousands).
-        # Every database call here goes through in_database, which does it.
-        await self.disconnect(message["code"])
-        raise StopConsumer()
 
     async def disconnect(self, code):
         state = self.state

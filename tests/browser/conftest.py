@@ -94,8 +94,10 @@ def people(browser, daphne_server, live_database):
     """Make visitors: `people("alice")` signs up a fresh user; `staff=True` for a staff one."""
     made: list[Visitor] = []
 
-    def make(prefix: str = "user", *, staff: bool = False, signed_in: bool = True) -> Visitor:
-        name = unique(prefix)
+    def make(
+        prefix: str = "user", *, staff: bool = False, signed_in: bool = True, exact: bool = False
+    ) -> Visitor:
+        name = prefix if exact else unique(prefix)
         if staff:
             live_database.create_user(name, PASSWORD, staff=True)
             session = HttpSession(daphne_server).login(name, PASSWORD)
@@ -137,8 +139,8 @@ def send(page, text: str) -> None:
     box.press("Enter")
 
 
-def create_room(owner: Visitor, *, private: bool = False, name: str = "") -> str:
-    slug = unique("room-")
+def create_room(owner: Visitor, *, private: bool = False, name: str = "", slug: str = "") -> str:
+    slug = slug or unique("room-")
     status, body = owner.session.request(
         "POST",
         "/api/rooms/",

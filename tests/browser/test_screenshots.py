@@ -20,8 +20,11 @@ DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
 
 def test_take_the_room_and_dashboard_screenshots(require_chromium, people):
-    alice, bob, admin = people("alice"), people("bob"), people("admin", staff=True)
-    slug = create_room(alice, name="Release planning")
+    # Names a person would recognise (this test runs alone, with SCREENSHOTS=1).
+    alice = people("maria", exact=True)
+    bob = people("tomas", exact=True)
+    admin = people("priya", staff=True, exact=True)
+    slug = create_room(alice, name="Release planning", slug="release-planning")
     alice_page = alice.open(f"/rooms/{slug}/")
     bob_page = bob.open(f"/rooms/{slug}/")
     expect(alice_page.locator("[data-presence] li")).to_have_count(2)
@@ -50,8 +53,10 @@ def test_take_the_room_and_dashboard_screenshots(require_chromium, people):
 
     dashboard = admin.open("/dashboard/")
     expect(badge(dashboard)).to_have_text("Live")
+    chatter = ["deploying web-1", "web-1 healthy", "deploying web-2", "web-2 healthy", "all green"]
     for n in range(40):
-        status, _ = bob.session.request("POST", f"/api/rooms/{slug}/messages/", {"text": f"m{n}"})
+        text = chatter[n % len(chatter)]
+        status, _ = bob.session.request("POST", f"/api/rooms/{slug}/messages/", {"text": text})
         assert status == 201
         dashboard.wait_for_timeout(150)  # a steady trickle, so the chart has a shape
     dashboard.wait_for_timeout(3_000)
