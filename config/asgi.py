@@ -23,7 +23,11 @@ sys.setswitchinterval(settings.REALTIME["SWITCH_INTERVAL_MS"] / 1000)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from realtime.gateway.middleware import AuthMiddlewareStack, OutageGuard  # noqa: E402
+from realtime.gateway.middleware import (  # noqa: E402
+    AuthMiddlewareStack,
+    HandshakeLimit,
+    OutageGuard,
+)
 from realtime.gateway.origins import OriginCheck, OriginRule  # noqa: E402
 from realtime.gateway.routing import websocket_urlpatterns  # noqa: E402
 from realtime.gateway.shutdown import ShutdownOnSignal  # noqa: E402
@@ -36,7 +40,7 @@ application = ShutdownOnSignal(
             # A foreign, missing or wildcard-only Origin gets HTTP 403 before any
             # consumer runs (and no site-own origin at all refuses to start).
             "websocket": OriginCheck(
-                OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+                HandshakeLimit(OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
                 OriginRule(
                     allowed_hosts=settings.ALLOWED_HOSTS,
                     allowed_origins=settings.REALTIME["ALLOWED_ORIGINS"],

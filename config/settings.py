@@ -358,6 +358,9 @@ REALTIME = {
     # How long the event loop may hold the interpreter lock before a database
     # thread gets it (Python's sys.setswitchinterval, default 5 ms).
     "SWITCH_INTERVAL_MS": env.float("REALTIME_SWITCH_INTERVAL_MS", default=0.5),
+    # Handshakes in progress per process (session lookup to `welcome`); more
+    # are refused with HTTP 503 at once and retried by the clients with backoff.
+    "MAX_PENDING_HANDSHAKES": env.int("REALTIME_MAX_PENDING_HANDSHAKES", default=100),
     # Where the live state shared by processes lives (dotted paths, chosen once):
     # in this process alone, or in Redis for every process.
     "REGISTRY_BACKEND": (

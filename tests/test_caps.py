@@ -108,3 +108,17 @@ async def test_caps_count_every_process_and_a_killed_one_stops_counting(
     finally:
         a.stop()
         b.stop()
+
+
+async def test_handshakes_past_the_pending_limit_are_refused_at_once(user, settings):
+    """An overloaded process refuses (503) rather than queueing handshakes it cannot finish."""
+    settings.REALTIME = {**settings.REALTIME, "MAX_PENDING_HANDSHAKES": 0}
+    refused = await communicator_for(user)
+    connected, _ = await refused.connect()
+    assert not connected
+    # A finished handshake gives its place back: with room for one, one after
+    # another all get in.
+    settings.REALTIME = {**settings.REALTIME, "MAX_PENDING_HANDSHAKES": 1}
+    clients = [await connect(user) for _ in range(3)]
+    for client in clients:
+        await client.close()

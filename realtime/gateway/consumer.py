@@ -131,7 +131,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             client_address=":".join(map(str, self.scope.get("client") or [])) or None,
             user_agent=self.header("user-agent"),
         )
-        if await self.live_state(get_registry().register(state.entry)) is False:
+        registered = await self.live_state(get_registry().register(state.entry))
+        self.scope.get("realtime.handshake_done", lambda: None)()
+        if registered is False:
             # Over its connection cap (a Redis outage admits rather than refuses).
             metrics.handshakes.labels("over_cap").inc()
             await self.close_with(protocol.CLOSE_TOO_MANY_CONNECTIONS)

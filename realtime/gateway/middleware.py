@@ -11,6 +11,7 @@ ASGI middleware of the WebSocket route.
 
 from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
 
 from realtime.gateway import metrics, outages
 from realtime.gateway.database import in_database
@@ -27,6 +28,42 @@ class SessionUserMiddleware(AuthMiddleware):
 
 def AuthMiddlewareStack(inner):
     return CookieMiddleware(SessionMiddleware(SessionUserMiddleware(inner)))
+
+
+class HandshakeLimit:
+    """
+    At most `REALTIME["MAX_PENDING_HANDSHAKES"]` handshakes in progress per
+    process (from the upgrade request to the socket's `welcome` or refusal);
+    beyond, HTTP 503 at once. An overloaded process that took every handshake
+    on would finish none in time: a reconnect storm's clients time out, retry and
+    queue again (the bench's storm saw a restarted process answer /healthz only
+    after 48 s). Refused ones retry with backoff and jitter like any failed
+    connection (PROTOCOL.md).
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.pending = 0
+
+    async def __call__(self, scope, receive, send):
+        if self.pending >= settings.REALTIME["MAX_PENDING_HANDSHAKES"]:
+            metrics.handshakes.labels("busy").inc()
+            await refuse_handshake(send, 503, "Service Unavailable")
+            return None
+        self.pending += 1
+        done = False
+
+        def handshake_done() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.pending -= 1
+
+        scope["realtime.handshake_done"] = handshake_done
+        try:
+            return await self.inner(scope, receive, send)
+        finally:
+            handshake_done()
 
 
 class OutageGuard:
