@@ -3,10 +3,11 @@ what each user has not read yet, which announcements they still see."""
 
 from datetime import timedelta
 
-from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from realtime.chat.models import Announcement, Message, Room, RoomReadState
+from realtime.gateway.models import TopicSequence
 from realtime.gateway.topics import memoized
 
 # Announcements shown to a page that opens later: the newest few of the last week.
@@ -67,9 +68,15 @@ def room_unread_counts(user, rooms) -> dict[int, int]:
 
 
 def room_last_offsets(rooms) -> dict[int, int]:
-    """Room id -> the offset of its newest message (rooms without messages left out)."""
-    latest = Message.objects.filter(room__in=rooms).values("room").annotate(last=Max("offset"))
-    return dict(latest.values_list("room", "last"))
+    """
+    Room id -> its topic's latest offset (rooms without events left out): where
+    a page that follows the room resumes. Not its newest message's offset: edits
+    and deletions come after it, and a replay from there would bring back the
+    `message` event of a message deleted since.
+    """
+    by_topic = {room.topic: room.pk for room in rooms}
+    latest = TopicSequence.objects.filter(topic__in=by_topic).values_list("topic", "last_offset")
+    return {by_topic[topic]: last for topic, last in latest}
 
 
 def room_last_read(*, user, room: Room) -> int:

@@ -44,13 +44,25 @@ function render() {
   document.title = total > 0 ? `(${total}) ${baseTitle}` : baseTitle;
 }
 
+/** Ids of the messages this page counted as unread, per room (a deletion uncounts them). */
+const countedIds = new Map();
+
 /** @param {string} slug @param {any} event */
 function onEvent(slug, event) {
   const room = rooms.get(slug);
-  if (!room || event.data.kind !== "message" || typeof event.offset !== "number") return;
+  if (!room || typeof event.offset !== "number") return;
   if (event.offset <= room.lastOffset) return; // counted already (rendered or fetched)
   room.lastOffset = event.offset;
+  const counted = countedIds.get(slug) || new Set();
+  countedIds.set(slug, counted);
+  if (event.data.kind === "message_deleted" && counted.delete(event.data.id)) {
+    room.unread = Math.max(0, room.unread - 1); // a message counted here is gone
+    render();
+    return;
+  }
+  if (event.data.kind !== "message") return;
   if (event.data.author && event.data.author.id === data.me) return; // one's own
+  counted.add(event.data.id);
   room.unread += 1;
   render();
 }
