@@ -1072,7 +1072,7 @@ async def bench(args, chosen, database, fixtures, workdir, state) -> list[Result
             scenario.processes,
             args,
             workdir,
-            env=issue12.server_env(scenario),
+            env={**issue12.server_env(scenario), **dict(args.server_env)},
         )
         state["servers"] = servers
         try:
@@ -1202,6 +1202,14 @@ def main(argv=None) -> int:
         "--settle", type=float, default=2.0, help="seconds before reading the idle RSS"
     )
     parser.add_argument("--time-limit", type=float, default=3600.0, help="bound on the whole run")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=lambda item: tuple(item.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="a setting for the servers, e.g. REALTIME_DATABASE_WORKERS=8 (repeatable)",
+    )
     parser.add_argument(
         "--profile", help="also rerun the scenarios matching this glob under py-spy (separate rows)"
     )

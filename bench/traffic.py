@@ -25,17 +25,28 @@ from bench.wsclient import OP_TEXT, HandshakeError, connect
 SUBPROTOCOL = "realtime.v1"
 
 
-async def open_socket(port, cookie, on_message, on_close, wait_s=30.0):
-    return await connect(
-        "127.0.0.1",
-        port,
-        origin=f"http://127.0.0.1:{port}",
-        cookie=cookie,
-        subprotocol=SUBPROTOCOL,
-        on_message=on_message,
-        on_close=on_close,
-        wait_s=wait_s,
-    )
+async def open_socket(port, cookie, on_message, on_close, wait_s=30.0, retry_busy=True):
+    """A signed-in socket; a 503 (the server's handshake admission) is retried like
+    a real client does, with backoff and jitter, until `wait_s` passes."""
+    deadline = time.monotonic() + wait_s
+    attempt = 0
+    while True:
+        try:
+            return await connect(
+                "127.0.0.1",
+                port,
+                origin=f"http://127.0.0.1:{port}",
+                cookie=cookie,
+                subprotocol=SUBPROTOCOL,
+                on_message=on_message,
+                on_close=on_close,
+                wait_s=max(1.0, deadline - time.monotonic()),
+            )
+        except HandshakeError as error:
+            if not retry_busy or " 503 " not in f" {error} " or time.monotonic() > deadline:
+                raise
+        attempt += 1
+        await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))
 
 
 def failure_kind(error: BaseException) -> str:
@@ -419,7 +430,9 @@ async def handshakes(targets, rate, concurrency, wait_s, keep: list):
         t0 = time.perf_counter()
         starts.append(time.time())
         try:
-            client.ws = await open_socket(port, cookie, client.on_message, client.on_close, wait_s)
+            client.ws = await open_socket(
+                port, cookie, client.on_message, client.on_close, wait_s, retry_busy=False
+            )
             welcome = await asyncio.wait_for(client.welcome, wait_s)
             if welcome.get("user") is None:
                 raise RuntimeError("anonymous welcome")
