@@ -165,9 +165,9 @@ def store_batch(
         Event.objects.bulk_create(events)
         for topic_name in {event.topic for event in events if event.offset % PRUNE_EVERY == 0}:
             events_prune(topic=topic_name)
-    for result in results:
+    for request, result in zip(requests, results, strict=True):
         if isinstance(result, Publication) and not result.duplicate:
-            metrics.publishes.labels(parse_topic(result.topic).family.name).inc()
+            metrics.publishes.labels(request.topic.family.name).inc()
     metrics.publish_batch_size.observe(len(requests))
     metrics.publish_seconds.observe(time.perf_counter() - started)
     return results
