@@ -122,3 +122,48 @@ async def test_handshakes_past_the_pending_limit_are_refused_at_once(user, setti
     clients = [await connect(user) for _ in range(3)]
     for client in clients:
         await client.close()
+
+
+@pytest.mark.redis
+async def test_a_recount_running_beside_admissions_never_loses_a_socket(
+    settings, require_redis, redis_prefix
+):
+    """
+    The beat's recount of this process's caps must not write over a socket
+    admitted (or released) while it ran: the other processes read those counts.
+    """
+    from realtime.gateway import registry as registry_module
+    from realtime.gateway.redis_state import client, key
+
+    settings.REDIS_URL = require_redis
+    settings.REALTIME = {**settings.REALTIME, "REDIS_PREFIX": redis_prefix}
+    store = registry_module.RedisRegistry()
+    await store.beat()
+    entries = [
+        registry_module.new_entry(
+            connection_id=f"c{number}",
+            user_id=number % 3 + 1,
+            username=None,
+            connected_since="2026-12-01T00:00:00+00:00",
+            client_address="127.0.0.1:1",
+            user_agent=None,
+        )
+        for number in range(60)
+    ]
+    try:
+
+        async def counts_agree():
+            stored = await client().hgetall(key("caps", registry_module.SERVER_NAME))
+            assert stored == {field: str(count) for field, count in registry_module.HELD.items()}
+
+        for entry in entries:
+            await asyncio.gather(store.register(entry), store.reconcile())
+            await counts_agree()
+        for entry in entries[::2]:
+            await asyncio.gather(store.unregister(entry["connection_id"]), store.reconcile())
+            await counts_agree()
+        assert dict(registry_module.HELD) == {"u:1": 10, "u:2": 10, "u:3": 10}
+    finally:
+        for entry in entries:
+            registry_module.live_remove(entry["connection_id"])
+        await client().aclose()

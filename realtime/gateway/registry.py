@@ -10,16 +10,18 @@ write, nothing per socket heartbeat); a process that stops renewing it (killed
 with SIGKILL) is reaped by the survivors (`realtime.gateway.upkeep`).
 """
 
+import asyncio
 import json
 import logging
 import os
 import socket
 from collections import Counter
+from contextlib import asynccontextmanager
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from realtime.gateway.backends import backend
+from realtime.gateway.backends import PerLoop, backend
 from realtime.gateway.redis_state import client, key
 
 logger = logging.getLogger(__name__)
@@ -160,6 +162,54 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS
 """
 
 
+# How long a recount waits for admissions in flight before it skips a beat.
+RECOUNT_WAIT_SECONDS = 1
+
+
+class CountGate:
+    """
+    Admissions and releases of one process run side by side; a recount of its
+    caps waits until none is in flight and holds new ones back while it
+    writes, so it never writes over a count that changed under it.
+    """
+
+    def __init__(self):
+        self.changing = 0
+        self.recounting = False
+        self.condition = asyncio.Condition()
+
+    @asynccontextmanager
+    async def change(self):
+        async with self.condition:
+            await self.condition.wait_for(lambda: not self.recounting)
+            self.changing += 1
+        try:
+            yield
+        finally:
+            async with self.condition:
+                self.changing -= 1
+                self.condition.notify_all()
+
+    @asynccontextmanager
+    async def recount(self):
+        """Yield True once quiet; False (skip this beat) if it stayed busy."""
+        async with self.condition:
+            await self.condition.wait_for(lambda: not self.recounting)
+            self.recounting = True
+            try:
+                async with asyncio.timeout(RECOUNT_WAIT_SECONDS):
+                    await self.condition.wait_for(lambda: self.changing == 0)
+                quiet = True
+            except TimeoutError:
+                quiet = False
+        try:
+            yield quiet
+        finally:
+            async with self.condition:
+                self.recounting = False
+                self.condition.notify_all()
+
+
 class RedisRegistry(Registry):
     """Every process's sockets, in Redis: a hash per process and an `alive` key each."""
 
@@ -169,6 +219,7 @@ class RedisRegistry(Registry):
         # Sockets whose last write failed (Redis down, the pool exhausted): the
         # next reconcile writes them again.
         self.dirty: set[str] = set()
+        self.gates = PerLoop(CountGate)
 
     def hash_key(self, server: str = SERVER_NAME) -> str:
         return key("conns", server)
@@ -178,18 +229,18 @@ class RedisRegistry(Registry):
         return key("caps", server)
 
     async def register(self, entry: dict) -> bool:
-        field = cap_field(entry)
-        try:
-            admitted = await self.admit(field)
-        except Exception:
-            # Redis is down: admit (an outage must not lock people out); the
-            # reconcile after it records the socket and recounts.
+        async with self.gates.get().change():
+            try:
+                admitted = await self.admit(cap_field(entry))
+            except Exception:
+                # Redis is down: admit (an outage must not lock people out); the
+                # reconcile after it records the socket and recounts.
+                live_add(entry)
+                self.dirty.add(entry["connection_id"])
+                raise
+            if not admitted:
+                return False
             live_add(entry)
-            self.dirty.add(entry["connection_id"])
-            raise
-        if not admitted:
-            return False
-        live_add(entry)
         await self.update(entry["connection_id"])
         return True
 
@@ -215,13 +266,14 @@ class RedisRegistry(Registry):
         self.dirty.discard(connection_id)
 
     async def unregister(self, connection_id: str) -> None:
-        entry = LIVE.get(connection_id)
-        await super().unregister(connection_id)
-        self.dirty.discard(connection_id)
-        if entry is None:
-            return  # never admitted
-        await client().hdel(self.hash_key(), connection_id)
-        await client().eval(RELEASE_SCRIPT, 1, self.caps_key(), cap_field(entry))
+        async with self.gates.get().change():
+            entry = LIVE.get(connection_id)
+            await super().unregister(connection_id)
+            self.dirty.discard(connection_id)
+            if entry is None:
+                return  # never admitted
+            await client().hdel(self.hash_key(), connection_id)
+            await client().eval(RELEASE_SCRIPT, 1, self.caps_key(), cap_field(entry))
 
     async def entries(self) -> list[dict]:
         redis = client()
@@ -250,16 +302,20 @@ class RedisRegistry(Registry):
         if added:
             await redis.hset(self.hash_key(), mapping={cid: json.dumps(live[cid]) for cid in added})
         self.dirty -= added | removed
-        # The counts behind the caps, recomputed from the live sockets.
-        counts: dict[str, int] = {}
-        for entry in live.values():
-            counts[cap_field(entry)] = counts.get(cap_field(entry), 0) + 1
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.caps_key())
-            if counts:
-                pipe.hset(self.caps_key(), mapping=counts)
-            await pipe.execute()
+        await self.recount_caps()
         return len(added), len(removed)
+
+    async def recount_caps(self) -> None:
+        """Write the counts behind the caps again from the live sockets."""
+        async with self.gates.get().recount() as quiet:
+            if not quiet:
+                return  # admissions never paused: the next beat recounts
+            counts = dict(HELD)
+            async with client().pipeline(transaction=True) as pipe:
+                pipe.delete(self.caps_key())
+                if counts:
+                    pipe.hset(self.caps_key(), mapping=counts)
+                await pipe.execute()
 
     async def forget_process(self) -> None:
         redis = client()
