@@ -38,12 +38,17 @@ class CounterTopic(TopicFamily):
             raise Invalid("data.add must be an integer from 1 to 100.")
         return {"add": add}
 
-    def record(self, topic, data, *, publisher, offset, created_at):
-        # The previous total is the previous event's: the topic's row lock is
-        # held, so no other publish of this topic is in between.
-        previous = Event.objects.filter(topic=topic.name, offset=offset - 1).first()
-        total = (previous.data["total"] if previous else 0) + data["add"]
-        return {"kind": "count", "total": total, "by": publisher.get_username()}
+    def record_batch(self, topic, recordings):
+        # A batch of adds, in offset order: the total before them is the stored
+        # event's just before the first (the topic's row lock is held, so no
+        # other publish of this topic is in between).
+        previous = Event.objects.filter(topic=topic.name, offset=recordings[0].offset - 1).first()
+        total = previous.data["total"] if previous else 0
+        counts = []
+        for recording in recordings:
+            total += recording.data["add"]
+            counts.append({"kind": "count", "total": total, "by": recording.publisher.username})
+        return counts
 
 
 class ClockTopic(TopicFamily):
@@ -82,6 +87,33 @@ async def test_counter_events_are_numbered_and_reach_every_subscriber():
     assert await writer.nothing_arrives()  # publishing does not subscribe
     await watcher.close()
     await writer.close()
+
+
+async def test_a_burst_of_adds_stored_in_one_batch_counts_every_one():
+    """Publishes that share a batch see the totals of the ones before them."""
+    writers = [await connect(await sync_to_async(UserFactory)()) for _ in range(3)]
+    for writer in writers:
+        for number in range(10):
+            await writer.send(
+                {
+                    "type": "publish",
+                    "topic": "counter:burst",
+                    "ref": str(number),
+                    "data": {"add": 1},
+                }
+            )
+    for writer in writers:
+        for _ in range(10):
+            frame = await writer.receive(timeout=15)
+            assert frame["type"] == "ack", frame
+    totals = await sync_to_async(
+        lambda: list(
+            Event.objects.filter(topic="counter:burst")
+            .order_by("offset")
+            .values_list("offset", "data__total")
+        )
+    )()
+    assert totals == [(offset, offset) for offset in range(1, 31)]
 
 
 async def test_a_counter_refuses_bad_data_and_anonymous_users():

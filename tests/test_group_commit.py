@@ -252,3 +252,45 @@ def test_a_publish_refused_in_its_familys_record_fails_alone(room, user, other_u
         "first",
         "second",
     ]
+
+
+def test_a_batch_of_new_messages_edits_and_deletions_is_recorded_in_order(room, user, other_user):
+    """
+    New messages go in with one insert; each event carries its own message's
+    id, mentions are found and notified, and an edit and a deletion between
+    them apply where they stand.
+    """
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from realtime.chat.models import Notification
+    from realtime.chat.services import message_create
+
+    earlier = message_create(room=room, author=user, text="typo")
+    doomed = message_create(room=room, author=user, text="oops")
+    topic = parse_topic(room.topic)
+
+    def request(**data):
+        return PublishRequest(topic=topic, data=data, publisher=user, acting_user=user)
+
+    requests = [request(text=f"message {i}") for i in range(20)]
+    requests[3] = request(text=f"hello @{other_user.username}")
+    requests[5] = request(edit=earlier.data["id"], text="fixed")
+    requests[9] = request(delete=doomed.data["id"])
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        results = store_batch(requests)
+    message_inserts = [q for q in queries if q["sql"].startswith('INSERT INTO "realtime_message"')]
+    assert len(message_inserts) == 1
+    assert [result.offset for result in results] == list(range(3, 23))
+    stored = {message.pk: message for message in Message.objects.filter(offset__gte=3)}
+    for request_, result in zip(requests, results, strict=True):
+        if "text" in request_.data and "edit" not in request_.data:
+            message = stored[result.data["id"]]
+            assert (message.text, message.offset) == (request_.data["text"], result.offset)
+    assert results[3].data["mentions"] == [{"id": other_user.pk, "username": other_user.username}]
+    assert Notification.objects.filter(user=other_user).count() == 1
+    assert results[5].data["kind"] == "message_edited"
+    assert Message.objects.get(pk=earlier.data["id"]).text == "fixed"
+    assert results[9].data == {"kind": "message_deleted", "id": doomed.data["id"]}
+    assert not Message.objects.filter(pk=doomed.data["id"]).exists()
+    assert len(stored) == 18

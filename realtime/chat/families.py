@@ -15,13 +15,21 @@ from realtime.chat.payloads import (
     notification_data,
 )
 from realtime.chat.selectors import room_visible_to
-from realtime.chat.services import message_store, message_store_delete, message_store_edit
+from realtime.chat.services import (
+    message_store_delete,
+    message_store_edit,
+    messages_store,
+)
 from realtime.gateway import metrics
 from realtime.gateway.errors import Forbidden, Invalid, NotFound
 from realtime.gateway.protocol import is_text
 from realtime.gateway.topics import GatewayStats, Topic, TopicFamily, memoized, register
 
 NOTIFICATION_FIELDS = (("title", True, 200), ("body", False, 2000), ("url", False, 500))
+
+
+def is_new_message(data: dict) -> bool:
+    return "edit" not in data and "delete" not in data
 
 
 @register
@@ -56,12 +64,33 @@ class RoomTopic(TopicFamily):
             return {"delete": message_id(data, "delete")}
         return {"text": clean_text(data)}
 
-    def record(self, topic, data, *, publisher, offset, created_at):
+    def record_batch(self, topic, recordings):
+        """New messages in one insert; edits and deletions one by one, in order."""
+        new = [r for r in recordings if is_new_message(r.data)]
+        stored = iter(
+            messages_store(
+                room=self.recording_room(topic, [r.publisher for r in new]),
+                entries=[(r.publisher, r.data["text"], r.offset, r.created_at) for r in new],
+            )
+            if new
+            else ()
+        )
+        return [
+            next(stored) if is_new_message(r.data) else self.record_one(topic, r)
+            for r in recordings
+        ]
+
+    def recording_room(self, topic, publishers) -> Room:
+        """The topic's room, when every publication has an author."""
         room = self.room(topic)
         if room is None:
             raise NotFound(f"No room {topic.key!r}.")
-        if publisher is None:
+        if any(publisher is None for publisher in publishers):
             raise Invalid("Room messages need an author.")
+        return room
+
+    def record(self, topic, data, *, publisher, offset, created_at):
+        room = self.recording_room(topic, [publisher])
         if "edit" in data:
             return message_store_edit(
                 room=room,
@@ -72,9 +101,10 @@ class RoomTopic(TopicFamily):
             )
         if "delete" in data:
             return message_store_delete(room=room, actor=publisher, message_id=data["delete"])
-        return message_store(
-            room=room, author=publisher, text=data["text"], offset=offset, created_at=created_at
+        [stored] = messages_store(
+            room=room, entries=[(publisher, data["text"], offset, created_at)]
         )
+        return stored
 
 
 @register

@@ -1,13 +1,11 @@
 """The chat site's writes (services); what users should see live goes through publish()."""
 
-from datetime import datetime
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in
+from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in, texts_users
 from realtime.chat.models import (
     Announcement,
     AnnouncementDismissal,
@@ -117,13 +115,21 @@ def message_change_check(*, room: Room, actor, message: Message, deleting: bool 
         raise Forbidden("Only the author may edit a message.")
 
 
-def message_store(*, room: Room, author, text: str, offset: int, created_at: datetime) -> dict:
-    """Store a new message inside publish() (RoomTopic.record); its event's data."""
-    message = Message.objects.create(
-        room=room, author=author, text=text, offset=offset, created_at=created_at
+def messages_store(*, room: Room, entries: list[tuple]) -> list[dict]:
+    """
+    Store a batch's new messages `(author, text, offset, created_at)` in one
+    insert (RoomTopic.record_batch); their events' data, in order.
+    """
+    messages = Message.objects.bulk_create(
+        Message(room=room, author=author, text=text, offset=offset, created_at=created_at)
+        for author, text, offset, created_at in entries
     )
-    mentions_notify(message=message)
-    return message_data(message, mentions_in(message.text))
+    known = texts_users(message.text for message in messages)
+    data = []
+    for message in messages:
+        mentions_notify(message=message)
+        data.append(message_data(message, mentions_in(message.text, known)))
+    return data
 
 
 def message_store_edit(*, room: Room, actor, message_id: int, text: str, edited_at) -> dict:

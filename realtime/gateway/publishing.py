@@ -24,7 +24,7 @@ from realtime.gateway.control import send_event
 from realtime.gateway.errors import RealtimeError
 from realtime.gateway.history import events_prune
 from realtime.gateway.models import Event
-from realtime.gateway.topics import Topic, batch_memo, parse_topic
+from realtime.gateway.topics import Recording, Topic, batch_memo, parse_topic
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +101,13 @@ def store_batch(
     are inserted in bulk. A request its family refuses gets its error and
     takes no offset: its batch-mates are stored without a gap.
 
-    Without `isolate`, families' `record` run without a savepoint each (a
-    savepoint is two more round trips per publish): a `record` that fails raises
-    RecordFailed, and the caller rolls the batch back and stores it again with
-    `isolate`, where each runs in its own savepoint and fails alone. Refusals
-    by `check_publish` and `clean`, which write nothing, need no savepoint.
+    Without `isolate`, each topic's family records its publications of the
+    batch in one `record_batch`, without a savepoint (a savepoint is two more
+    round trips per publish): if it fails, RecordFailed is raised and the
+    caller rolls the batch back and stores it again with `isolate`, where each
+    publication is recorded alone in its own savepoint and fails alone.
+    Refusals by `check_publish` and `clean`, which write nothing, need no
+    savepoint.
     """
     results: list[Publication | RealtimeError | None] = [None] * len(requests)
     by_topic: dict[str, list[int]] = {}
@@ -118,53 +120,26 @@ def store_batch(
             [name for name in by_topic if requests[by_topic[name][0]].topic.history]
         )
         earlier = earlier_publishes(requests)
+        before = dict(lasts)
         for name in sorted(by_topic):
             topic = requests[by_topic[name][0]].topic
-            last = lasts.get(name)
-            for index in by_topic[name]:
-                request = requests[index]
-                key = resend_key(request)
-                if key is not None and key in earlier:
-                    results[index] = replace(earlier[key], duplicate=True)
-                    continue
-                try:
-                    publication = store_one(topic, request, last, isolate=isolate)
-                except RecordFailed:
-                    raise
-                except RealtimeError as error:
-                    results[index] = error
-                    continue
-                except outages.DATABASE_DOWN:
-                    raise  # the whole batch: nothing can be stored now
-                except Exception:
-                    # A fault in one publish (a family's bug) fails it alone.
-                    logger.exception("publish to %s failed", name)
-                    results[index] = RealtimeError(
-                        "The server failed to store this; it was logged."
-                    )
-                    continue
-                results[index] = publication
-                if topic.history:
-                    last = publication.offset
-                    events.append(
-                        Event(
-                            topic=name,
-                            offset=publication.offset,
-                            data=publication.data,
-                            created_at=datetime.fromisoformat(publication.ts),
-                            publisher=request.publisher,
-                            client_id=request.client_id,
-                        )
-                    )
-                    if key is not None:
-                        earlier[key] = publication
-            if topic.history:
-                lasts[name] = last
-        sequences_advance({event.topic: lasts[event.topic] for event in events})
+            lasts[name] = store_topic(
+                topic,
+                requests,
+                by_topic[name],
+                results,
+                earlier,
+                lasts.get(name),
+                isolate=isolate,
+                events=events,
+            )
+        advanced = {name: lasts[name] for name in before if lasts[name] != before[name]}
+        sequences_advance(advanced)
     if events:
         Event.objects.bulk_create(events)
-        for topic_name in {event.topic for event in events if event.offset % PRUNE_EVERY == 0}:
-            events_prune(topic=topic_name)
+    for name, last in advanced.items():
+        if last // PRUNE_EVERY > before[name] // PRUNE_EVERY:
+            events_prune(topic=name)
     for request, result in zip(requests, results, strict=True):
         if isinstance(result, Publication) and not result.duplicate:
             metrics.publishes.labels(request.topic.family.name).inc()
@@ -173,29 +148,95 @@ def store_batch(
     return results
 
 
-def store_one(
-    topic: Topic, request: PublishRequest, last: int | None, *, isolate: bool
-) -> Publication:
-    """Check, clean and record one publication (see store_batch for `isolate`)."""
-    if request.acting_user is not None:
-        topic.family.check_publish(request.acting_user, topic)
-    cleaned = topic.family.clean(topic, request.data)
-    publisher = request.publisher
-    created_at = timezone.now()
-    offset = last + 1 if topic.history else None
-    if isolate:
-        with transaction.atomic():  # a savepoint: its writes undone alone if it fails
-            event_data = topic.family.record(
-                topic, cleaned, publisher=publisher, offset=offset, created_at=created_at
-            )
-    else:
+def store_topic(
+    topic: Topic,
+    requests: list[PublishRequest],
+    indexes: list[int],
+    results: list,
+    earlier: dict,
+    last: int | None,
+    *,
+    isolate: bool,
+    events: list[Event],
+) -> int | None:
+    """
+    Store one topic's requests of a batch (`results` filled in at `indexes`):
+    the topic's last offset after them. Without `isolate` its family records
+    them in one `record_batch` and their events are added to `events` for one
+    insert; with it, each is recorded alone in a savepoint, its event with it.
+    """
+    accepted: list[tuple[int, Recording]] = []
+    first_of: dict[tuple, int] = {}  # a resend key -> the index of its first publish here
+    resends: list[tuple[int, tuple]] = []
+    for index in indexes:
+        request = requests[index]
+        key = resend_key(request)
+        if key is not None and key in earlier:
+            results[index] = replace(earlier[key], duplicate=True)
+            continue
+        if key is not None and key in first_of:
+            resends.append((index, key))
+            continue
         try:
-            event_data = topic.family.record(
-                topic, cleaned, publisher=publisher, offset=offset, created_at=created_at
+            if request.acting_user is not None:
+                topic.family.check_publish(request.acting_user, topic)
+            recording = Recording(
+                data=topic.family.clean(topic, request.data),
+                publisher=request.publisher,
+                offset=last + 1 if topic.history else None,
+                created_at=timezone.now(),
             )
+            if isolate:
+                with transaction.atomic():  # a savepoint: its writes undone alone if it fails
+                    [data] = topic.family.record_batch(topic, [recording])
+                    results[index] = publication_of(topic, recording, data)
+                    if topic.history:
+                        event_of(request, results[index]).save()
+        except RealtimeError as error:
+            results[index] = error
+            continue
+        except outages.DATABASE_DOWN:
+            raise  # the whole batch: nothing can be stored now
+        except Exception:
+            # A fault in one publish (a family's bug) fails it alone.
+            logger.exception("publish to %s failed", topic.name)
+            results[index] = RealtimeError("The server failed to store this; it was logged.")
+            continue
+        if topic.history:
+            last = recording.offset
+        if key is not None:
+            first_of[key] = index
+        accepted.append((index, recording))
+    if accepted and not isolate:
+        try:
+            recorded = topic.family.record_batch(topic, [recording for _, recording in accepted])
         except Exception as exc:
             raise RecordFailed from exc
-    return Publication(topic=topic.name, offset=offset, ts=created_at.isoformat(), data=event_data)
+        for (index, recording), data in zip(accepted, recorded, strict=True):
+            results[index] = publication_of(topic, recording, data)
+            if topic.history:
+                events.append(event_of(requests[index], results[index]))
+    for index, key in resends:
+        first = results[first_of[key]]
+        results[index] = replace(first, duplicate=True) if isinstance(first, Publication) else first
+    return last
+
+
+def event_of(request: PublishRequest, publication: Publication) -> Event:
+    return Event(
+        topic=publication.topic,
+        offset=publication.offset,
+        data=publication.data,
+        created_at=datetime.fromisoformat(publication.ts),
+        publisher=request.publisher,
+        client_id=request.client_id,
+    )
+
+
+def publication_of(topic: Topic, recording: Recording, data: dict) -> Publication:
+    return Publication(
+        topic=topic.name, offset=recording.offset, ts=recording.created_at.isoformat(), data=data
+    )
 
 
 def resend_key(request: PublishRequest) -> tuple[str, int, str] | None:

@@ -45,6 +45,16 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """One publication for a family to record: its cleaned `data`, by whom, where, when."""
+
+    data: dict
+    publisher: Any
+    offset: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class GatewayStats:
     """What the gateway of this process measured, handed to a family's `feed`."""
 
@@ -140,6 +150,25 @@ class TopicFamily:
     ) -> dict:
         """Store what `data` stands for (inside publish()'s transaction); the event's data."""
         return data
+
+    def record_batch(self, topic: Topic, recordings: list[Recording]) -> list[dict]:
+        """
+        Record several publications of one topic at once (group commit), in
+        offset order: their events' data, in the same order. By default each
+        is `record`ed; a family that stores rows overrides it to insert them
+        in bulk. If it raises, the batch is stored again one `record` at a time.
+        """
+        return [self.record_one(topic, recording) for recording in recordings]
+
+    def record_one(self, topic: Topic, recording: Recording) -> dict:
+        """`record` one Recording."""
+        return self.record(
+            topic,
+            recording.data,
+            publisher=recording.publisher,
+            offset=recording.offset,
+            created_at=recording.created_at,
+        )
 
     def feed(self, topic: Topic, stats: GatewayStats) -> dict:
         """The next `data` of a server-fed topic (runs in a database thread)."""
