@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 
 from realtime.gateway.backends import backend
-from realtime.gateway.redis_state import client, key
+from realtime.gateway.redis_state import client, in_tick_pipeline, key
 from realtime.gateway.registry import SERVER_NAME
 
 
@@ -110,7 +110,8 @@ class RedisPresence(Presence):
 
     async def join(self, topic: str, user: dict, connection_id: str) -> bool:
         field = f"{user['id']}|{connection_id}"
-        count = await client().eval(
+        count = await in_tick_pipeline(
+            "EVAL",
             JOIN_SCRIPT,
             2,
             key("presence", topic),
@@ -124,7 +125,8 @@ class RedisPresence(Presence):
 
     async def leave(self, topic: str, user_id: int, connection_id: str) -> dict | None:
         field = f"{user_id}|{connection_id}"
-        remaining, brief = await client().eval(
+        remaining, brief = await in_tick_pipeline(
+            "EVAL",
             LEAVE_SCRIPT,
             2,
             key("presence", topic),

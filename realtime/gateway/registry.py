@@ -22,7 +22,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from realtime.gateway.backends import PerLoop, backend
-from realtime.gateway.redis_state import client, key
+from realtime.gateway.redis_state import client, in_tick_pipeline, key
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +245,8 @@ class RedisRegistry(Registry):
         return True
 
     async def admit(self, field: str) -> bool:
-        return await client().eval(
+        return await in_tick_pipeline(
+            "EVAL",
             ADMIT_SCRIPT,
             2,
             key("servers"),
@@ -262,7 +263,9 @@ class RedisRegistry(Registry):
         if entry is None:
             return
         self.dirty.add(connection_id)
-        await client().hset(self.hash_key(), connection_id, json.dumps(entry_public(entry)))
+        await in_tick_pipeline(
+            "HSET", self.hash_key(), connection_id, json.dumps(entry_public(entry))
+        )
         self.dirty.discard(connection_id)
 
     async def unregister(self, connection_id: str) -> None:
@@ -272,8 +275,10 @@ class RedisRegistry(Registry):
             self.dirty.discard(connection_id)
             if entry is None:
                 return  # never admitted
-            await client().hdel(self.hash_key(), connection_id)
-            await client().eval(RELEASE_SCRIPT, 1, self.caps_key(), cap_field(entry))
+            await asyncio.gather(
+                in_tick_pipeline("HDEL", self.hash_key(), connection_id),
+                in_tick_pipeline("EVAL", RELEASE_SCRIPT, 1, self.caps_key(), cap_field(entry)),
+            )
 
     async def entries(self) -> list[dict]:
         redis = client()
