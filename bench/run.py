@@ -68,6 +68,7 @@ class Scenario:
     storage: str = "pg"  # pg | sqlite
     rooms: int = 1
     duration: float = 0.0
+    warm: bool = False  # handshakes: the same users again, their sessions in the cache
 
     @property
     def name(self) -> str:

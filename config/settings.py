@@ -58,8 +58,8 @@ ASGI_APPLICATION = "config.asgi.application"
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# Persistent connections: the gateway's database work runs in one thread per
-# process, and a new PostgreSQL connection per request costs more than the query.
+# Persistent connections: the gateway's database threads (REALTIME_DATABASE_WORKERS)
+# each keep one, and a new PostgreSQL connection per request costs more than the query.
 # https://docs.djangoproject.com/en/stable/ref/databases/#persistent-connections
 # (config/test_settings.py closes each one, so the test database can be dropped.)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
@@ -68,6 +68,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable database fails a request within seconds (PROTOCOL.md
     # `unavailable`), not after the operating system's TCP timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # DATABASE_POOL=1: Django's PostgreSQL connection pool (psycopg_pool) instead
+    # of a persistent connection per thread; it requires CONN_MAX_AGE = 0.
+    # Measured against the default in docs/performance.md ("Connection pool").
+    if env.bool("DATABASE_POOL", default=False):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=8),
+            # As connect_timeout: an outage is answered `unavailable` within seconds.
+            "timeout": 3,
+        }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the server, `manage.py` and tests share the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
