@@ -146,6 +146,13 @@ else:
 # CACHE (sign-in lockout and REST throttles: shared by every process with Redis)
 # ------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/stable/topics/cache/
+# One process without Redis: the cache in its memory. It holds the sessions of
+# every signed-in user (their handshakes read them from it), login and rate
+# counters: Django's default of 300 entries would drop them past 300 users.
+LOCAL_MEMORY_CACHE = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "OPTIONS": {"MAX_ENTRIES": env.int("LOCAL_CACHE_ENTRIES", default=100_000)},
+}
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -155,7 +162,7 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": LOCAL_MEMORY_CACHE}
 
 # APPS
 # ------------------------------------------------------------------------------

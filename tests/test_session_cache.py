@@ -93,3 +93,17 @@ def test_a_logout_that_cannot_reach_the_cache_fails_and_leaves_nothing_stale(use
     monkeypatch.undo()
     SessionStore(key).delete()
     assert not user_of_session(SessionStore(key)).is_authenticated
+
+
+def test_one_process_without_redis_keeps_the_sessions_of_thousands_of_users():
+    """Django's default of 300 entries would send every handshake past 300 users to the database."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from config.settings import LOCAL_MEMORY_CACHE
+
+    local = LocMemCache("sessions-of-one-process", LOCAL_MEMORY_CACHE)
+    keys = [f"django.contrib.sessions.cached_db{number:05d}" for number in range(5_000)]
+    for key in keys:
+        local.set(key, {SESSION_KEY: key}, 3600)
+    assert all(local.get(key) is not None for key in keys)
+    local.clear()
