@@ -69,7 +69,8 @@ class SocketState:
     wire: DaphneSocket | None = None
     hub: Hub | None = None
     entry: dict | None = None
-    tasks: set[asyncio.Task] = field(default_factory=set)
+    # Its tasks and timers (asyncio.Task, asyncio.TimerHandle): cancelled when it goes.
+    pending: set = field(default_factory=set)
     closing: bool = False
     cleaned_up: bool = False
     # Counted in realtime_connections (past the handshake and the cap).
@@ -169,8 +170,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return
         state.cleaned_up = True
         state.closing = True
-        for task in list(state.tasks):
-            task.cancel()
+        for task_or_timer in list(state.pending):
+            task_or_timer.cancel()
         for name in list(state.subscriptions):
             await self.drop_subscription(name)
         await self.live_state(get_registry().unregister(state.connection_id))
@@ -328,8 +329,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         task = asyncio.get_running_loop().create_task(
             self.answering(content, self.ack_when_stored(request, outcome))
         )
-        self.state.tasks.add(task)
-        task.add_done_callback(self.state.tasks.discard)
+        self.state.pending.add(task)
+        task.add_done_callback(self.state.pending.discard)
 
     async def ack_when_stored(self, request: Request, outcome: asyncio.Future) -> None:
         publication = await outcome
@@ -517,22 +518,32 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             self.later(0, self.recheck_topics, list(self.state.subscriptions))
 
     def later(self, delay: float, func, *args) -> None:
-        """Run `func` in its own task after `delay` seconds (the hub's loop must not wait)."""
+        """
+        Run `func` in its own task after `delay` seconds (the hub's loop must
+        not wait). Until then only a timer is kept: a task sleeping for every
+        idle socket would cost a kilobyte and more each.
+        """
+        loop = asyncio.get_running_loop()
+        pending = self.state.pending
 
-        async def run():
-            await asyncio.sleep(delay)
+        def due() -> None:
+            pending.discard(timer)
             if self.state.closing:
                 return
-            try:
-                await func(*args)
-            except outages.DATABASE_DOWN as exc:
-                # Checked again once the database is back, never skipped.
-                outages.database.failed(exc)
-                self.later(outages.RECHECK_AFTER_OUTAGE_SECONDS, func, *args)
+            task = loop.create_task(self.run_check(func, *args))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self.state.tasks.add(task)
-        task.add_done_callback(self.state.tasks.discard)
+        timer = loop.call_later(max(0.0, delay), due)
+        pending.add(timer)
+
+    async def run_check(self, func, *args) -> None:
+        try:
+            await func(*args)
+        except outages.DATABASE_DOWN as exc:
+            # Checked again once the database is back, never skipped.
+            outages.database.failed(exc)
+            self.later(outages.RECHECK_AFTER_OUTAGE_SECONDS, func, *args)
 
     async def verify_session(self) -> None:
         """Close with 4401 once the session behind this socket has ended."""

@@ -78,10 +78,15 @@ class OriginCheck:
         self.rule = rule
 
     async def __call__(self, scope, receive, send):
-        headers = dict(scope.get("headers") or [])
-        origin = headers.get(b"origin", b"").decode("latin1") or None
-        host = headers.get(b"host", b"").decode("latin1") or None
-        if scope["type"] == "websocket" and not self.rule.allows(origin, host):
+        # Decided in a function of its own: this frame lives as long as the
+        # socket, and nothing it decided from is kept for that long.
+        if scope["type"] == "websocket" and not self.allows(scope):
             metrics.handshakes.labels("origin_refused").inc()
             return await WebsocketDenier()(scope, receive, send)
         return await self.inner(scope, receive, send)
+
+    def allows(self, scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin1") or None
+        host = headers.get(b"host", b"").decode("latin1") or None
+        return self.rule.allows(origin, host)
