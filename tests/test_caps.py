@@ -167,3 +167,45 @@ async def test_a_recount_running_beside_admissions_never_loses_a_socket(
         for entry in entries:
             registry_module.live_remove(entry["connection_id"])
         await client().aclose()
+
+
+async def test_a_recount_waits_for_admissions_in_flight_and_holds_new_ones_back():
+    from realtime.gateway.registry import CountGate
+
+    gate = CountGate()
+    order = []
+    admitted = asyncio.Event()
+
+    async def admission(name, hold):
+        async with gate.change():
+            order.append(f"{name} in")
+            admitted.set()
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    async def recount():
+        async with gate.recount() as quiet:
+            order.append(f"recount {quiet}")
+            await asyncio.sleep(0.05)
+            order.append("recount done")
+
+    first = asyncio.create_task(admission("first", 0.1))
+    await admitted.wait()
+    counting = asyncio.create_task(recount())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(admission("second", 0))
+    await asyncio.gather(first, counting, second)
+    assert order == [
+        "first in",
+        "first out",
+        "recount True",
+        "recount done",
+        "second in",
+        "second out",
+    ]
+    # A cancelled admission gives its place back: the next recount is not held.
+    stuck = asyncio.create_task(admission("cancelled", 10))
+    await asyncio.sleep(0.01)
+    stuck.cancel()
+    async with gate.recount() as quiet:
+        assert quiet

@@ -175,39 +175,41 @@ class CountGate:
 
     def __init__(self):
         self.changing = 0
-        self.recounting = False
-        self.condition = asyncio.Condition()
+        self.open = asyncio.Event()  # cleared while a recount waits and writes
+        self.open.set()
+        self.quiet = asyncio.Event()  # set while nothing is changing
+        self.quiet.set()
 
     @asynccontextmanager
     async def change(self):
-        async with self.condition:
-            await self.condition.wait_for(lambda: not self.recounting)
-            self.changing += 1
+        while not self.open.is_set():
+            await self.open.wait()
+        self.changing += 1
+        self.quiet.clear()
         try:
             yield
         finally:
-            async with self.condition:
-                self.changing -= 1
-                self.condition.notify_all()
+            # No await here: a cancelled admission still gives its place back.
+            self.changing -= 1
+            if self.changing == 0:
+                self.quiet.set()
 
     @asynccontextmanager
     async def recount(self):
         """Yield True once quiet; False (skip this beat) if it stayed busy."""
-        async with self.condition:
-            await self.condition.wait_for(lambda: not self.recounting)
-            self.recounting = True
+        while not self.open.is_set():
+            await self.open.wait()
+        self.open.clear()
+        try:
             try:
                 async with asyncio.timeout(RECOUNT_WAIT_SECONDS):
-                    await self.condition.wait_for(lambda: self.changing == 0)
+                    await self.quiet.wait()
                 quiet = True
             except TimeoutError:
                 quiet = False
-        try:
             yield quiet
         finally:
-            async with self.condition:
-                self.recounting = False
-                self.condition.notify_all()
+            self.open.set()
 
 
 class RedisRegistry(Registry):
