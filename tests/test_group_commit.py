@@ -29,13 +29,15 @@ def batch_sizes(monkeypatch):
     sizes = []
     real = publishing.store_batch
 
-    def recording(requests):
+    def recording(requests, **options):
         sizes.append(len(requests))
-        return real(requests)
+        return real(requests, **options)
 
-    monkeypatch.setattr(publishing, "store_batch", recording)
+    # Imported before anything is patched: importing it after would bind its
+    # store_batch to the patch, and undoing the patch would leave it there.
     from realtime.gateway import batching
 
+    monkeypatch.setattr(publishing, "store_batch", recording)
     monkeypatch.setattr(batching, "store_batch", recording)
     return sizes
 

@@ -43,7 +43,8 @@ class RoomTopic(TopicFamily):
     rest_publishing = "caller"
 
     def room(self, topic: Topic) -> Room | None:
-        return memoized(("room", topic.key), Room.objects.filter(slug=topic.key).first)
+        # A lambda: the query is built only when the batch has not looked it up yet.
+        return memoized(("room", topic.key), lambda: Room.objects.filter(slug=topic.key).first())
 
     def check_subscribe(self, user, topic: Topic) -> None:
         if not user.is_authenticated:

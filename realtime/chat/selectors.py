@@ -26,7 +26,7 @@ def rooms_visible_to(user) -> QuerySet[Room]:
 def room_visible_to(room: Room, user) -> bool:
     if not room.is_private or user.is_staff:
         return True
-    return memoized(("member", room.pk, user.pk), room.members.filter(pk=user.pk).exists)
+    return memoized(("member", room.pk, user.pk), lambda: room.members.filter(pk=user.pk).exists())
 
 
 def room_visible(*, user, slug: str) -> Room | None:
