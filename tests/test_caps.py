@@ -129,8 +129,9 @@ async def test_a_recount_running_beside_admissions_never_loses_a_socket(
     settings, require_redis, redis_prefix
 ):
     """
-    The beat's recount of this process's caps must not write over a socket
-    admitted (or released) while it ran: the other processes read those counts.
+    The beat's reconcile of this process's registry entries and caps must not
+    write over a socket admitted (or released) while it ran: the other
+    processes read those counts and that list.
     """
     from realtime.gateway import registry as registry_module
     from realtime.gateway.redis_state import client, key
@@ -155,6 +156,9 @@ async def test_a_recount_running_beside_admissions_never_loses_a_socket(
         async def counts_agree():
             stored = await client().hgetall(key("caps", registry_module.SERVER_NAME))
             assert stored == {field: str(count) for field, count in registry_module.HELD.items()}
+            # And the registry lists exactly the live sockets.
+            listed = await client().hkeys(key("conns", registry_module.SERVER_NAME))
+            assert set(listed) == set(registry_module.LIVE)
 
         for entry in entries:
             await asyncio.gather(store.register(entry), store.reconcile())

@@ -834,9 +834,12 @@ async def test_a_subscription_without_presence_is_not_seen_as_online(user, other
     # No presence_state for it, and nobody sees its user join.
     assert await counting.nothing_arrives(0.4)
     assert await present.nothing_arrives(0.4)
-    # It still gets the room's events, and no presence frames of others.
-    other = await connect(other_user)
+    # It still gets the room's events, and no presence frames of others: a
+    # third person coming in is announced to the present socket only.
+    other = await connect(await sync_to_async(UserFactory)())
     await other.subscribe(room.topic)
+    diff = await present.receive()
+    assert (diff["type"], diff["topic"]) == ("presence_diff", room.topic)
     await present.publish(room.topic, {"text": "hello"})
     frame = await counting.receive()
     assert (frame["type"], frame["data"]["text"]) == ("event", "hello")

@@ -1,11 +1,10 @@
 """The chat site's writes (services); what users should see live goes through publish()."""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in, texts_users
+from realtime.chat.mentions import MENTION_PATTERN, mention_names, mentions_in, users_named
 from realtime.chat.models import (
     Announcement,
     AnnouncementDismissal,
@@ -124,10 +123,11 @@ def messages_store(*, room: Room, entries: list[tuple]) -> list[dict]:
         Message(room=room, author=author, text=text, offset=offset, created_at=created_at)
         for author, text, offset, created_at in entries
     )
-    known = texts_users(message.text for message in messages)
+    # Every user the batch names, in one query, for the events and the notifications.
+    known = users_named({name for message in messages for name in mention_names(message.text)})
     data = []
     for message in messages:
-        mentions_notify(message=message)
+        mentions_notify(message=message, known=known)
         data.append(message_data(message, mentions_in(message.text, known)))
     return data
 
@@ -152,10 +152,13 @@ def message_store_delete(*, room: Room, actor, message_id: int) -> dict:
     return message_deleted_data(message_id)
 
 
-def mentions_notify(*, message: Message, previous_text: str | None = None) -> list[Publication]:
+def mentions_notify(
+    *, message: Message, previous_text: str | None = None, known: dict | None = None
+) -> list[Publication]:
     """
     Notify each `@username` in a message who can see its room (not the author).
     After an edit (`previous_text`), only those the previous text did not name.
+    `known`: the active users by username, already looked up for every name.
     """
     cap = settings.REALTIME["MAX_MENTIONS"]
     # At most MAX_MENTIONS distinct users, in the order they are named; the rest stay text.
@@ -163,8 +166,7 @@ def mentions_notify(*, message: Message, previous_text: str | None = None) -> li
     named = [name for name in mention_names(message.text) if name != author]
     if not named:
         return []
-    users = get_user_model().objects.filter(username__in=named, is_active=True)
-    by_name = {user.get_username(): user for user in users}
+    by_name = known if known is not None else users_named(named)
     already = set(mention_names(previous_text)) if previous_text is not None else set()
     notified = []
     considered = 0

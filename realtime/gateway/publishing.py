@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from django.db import connection, transaction
@@ -191,7 +191,7 @@ def store_topic(
                     [data] = topic.family.record_batch(topic, [recording])
                     results[index] = publication_of(topic, recording, data)
                     if topic.history:
-                        event_of(request, results[index]).save()
+                        event_of(request, recording, data).save()
         except RealtimeError as error:
             results[index] = error
             continue
@@ -215,19 +215,19 @@ def store_topic(
         for (index, recording), data in zip(accepted, recorded, strict=True):
             results[index] = publication_of(topic, recording, data)
             if topic.history:
-                events.append(event_of(requests[index], results[index]))
+                events.append(event_of(requests[index], recording, data))
     for index, key in resends:
         first = results[first_of[key]]
         results[index] = replace(first, duplicate=True) if isinstance(first, Publication) else first
     return last
 
 
-def event_of(request: PublishRequest, publication: Publication) -> Event:
+def event_of(request: PublishRequest, recording: Recording, data: dict) -> Event:
     return Event(
-        topic=publication.topic,
-        offset=publication.offset,
-        data=publication.data,
-        created_at=datetime.fromisoformat(publication.ts),
+        topic=request.topic.name,
+        offset=recording.offset,
+        data=data,
+        created_at=recording.created_at,
         publisher=request.publisher,
         client_id=request.client_id,
     )

@@ -168,9 +168,9 @@ RECOUNT_WAIT_SECONDS = 1
 
 class CountGate:
     """
-    Admissions and releases of one process run side by side; a recount of its
-    caps waits until none is in flight and holds new ones back while it
-    writes, so it never writes over a count that changed under it.
+    Admissions and releases of one process run side by side; a reconcile of
+    its registry entries and caps waits until none is in flight and holds new
+    ones back while it writes, so it never writes over what changed under it.
     """
 
     def __init__(self):
@@ -180,10 +180,13 @@ class CountGate:
         self.quiet = asyncio.Event()  # set while nothing is changing
         self.quiet.set()
 
+    async def until_open(self) -> None:
+        while not self.open.is_set():  # another recount may close it again first
+            await self.open.wait()
+
     @asynccontextmanager
     async def change(self):
-        while not self.open.is_set():
-            await self.open.wait()
+        await self.until_open()
         self.changing += 1
         self.quiet.clear()
         try:
@@ -197,8 +200,7 @@ class CountGate:
     @asynccontextmanager
     async def recount(self):
         """Yield True once quiet; False (skip this beat) if it stayed busy."""
-        while not self.open.is_set():
-            await self.open.wait()
+        await self.until_open()
         self.open.clear()
         try:
             try:
@@ -299,30 +301,30 @@ class RedisRegistry(Registry):
         await redis.set(key("alive", SERVER_NAME), "1", ex=settings.REALTIME["ALIVE_SECONDS"])
 
     async def reconcile(self) -> tuple[int, int]:
-        redis = client()
-        live = {cid: entry_public(entry) for cid, entry in list(LIVE.items())}
-        stored = set(await redis.hkeys(self.hash_key()))
-        removed = stored - live.keys()
-        added = (live.keys() - stored) | (self.dirty & live.keys())
-        if removed:
-            await redis.hdel(self.hash_key(), *removed)
-        if added:
-            await redis.hset(self.hash_key(), mapping={cid: json.dumps(live[cid]) for cid in added})
-        self.dirty -= added | removed
-        await self.recount_caps()
-        return len(added), len(removed)
-
-    async def recount_caps(self) -> None:
-        """Write the counts behind the caps again from the live sockets."""
+        # With admissions and releases paused: the live sockets read here are
+        # the ones the hash and the counts hold when this writes them.
         async with self.gates.get().recount() as quiet:
             if not quiet:
-                return  # admissions never paused: the next beat recounts
-            counts = dict(HELD)
-            async with client().pipeline(transaction=True) as pipe:
+                return 0, 0  # admissions never paused: the next beat reconciles
+            redis = client()
+            live = {cid: entry_public(entry) for cid, entry in list(LIVE.items())}
+            stored = set(await redis.hkeys(self.hash_key()))
+            removed = stored - live.keys()
+            added = (live.keys() - stored) | (self.dirty & live.keys())
+            if removed:
+                await redis.hdel(self.hash_key(), *removed)
+            if added:
+                await redis.hset(
+                    self.hash_key(), mapping={cid: json.dumps(live[cid]) for cid in added}
+                )
+            self.dirty -= added | removed
+            # The counts behind the caps, written again from the live sockets.
+            async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self.caps_key())
-                if counts:
-                    pipe.hset(self.caps_key(), mapping=counts)
+                if HELD:
+                    pipe.hset(self.caps_key(), mapping=dict(HELD))
                 await pipe.execute()
+        return len(added), len(removed)
 
     async def forget_process(self) -> None:
         redis = client()

@@ -156,7 +156,8 @@ class TopicFamily:
         Record several publications of one topic at once (group commit), in
         offset order: their events' data, in the same order. By default each
         is `record`ed; a family that stores rows overrides it to insert them
-        in bulk. If it raises, the batch is stored again one `record` at a time.
+        in bulk. If it raises, the batch is stored again with each publication
+        passed alone, in a savepoint of its own, so that one failure fails one.
         """
         return [self.record_one(topic, recording) for recording in recordings]
 
